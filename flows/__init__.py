@@ -1,0 +1,1 @@
+"""Prefect flows, the ``netae`` command line, settings and orchestration glue."""

@@ -1,0 +1,139 @@
+"""Prefect tasks of the data stages: find captures, decode, validate, window."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from expectations import packet_suite, validate_dataframe, window_suite, window_summary_frame
+from flows import layout
+from flows.ledger import CaptureIntake, plan_intake
+from flows.settings import NetaeSettings
+from flows.spark import spark_for
+from models.datasets import WindowReader
+from spark_jobs.captures import CaptureRef
+from spark_jobs.extract_packets import CaptureStatus, extract_packets, read_packet_table
+from spark_jobs.features import Preprocessing
+from spark_jobs.windows import WindowSet, assign_splits, build_windows, fit_on_training_split
+
+
+@task(name="pull-captures", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def pull_captures(settings: NetaeSettings) -> CaptureIntake:
+    """List the captures under the captures prefix and keep the new or changed ones.
+
+    The capture ledger (``flows/ledger.py``) decides: a capture whose key, ETag
+    and labels file ETag a published run already consumed is skipped, and one
+    that a failed run already decoded is resumed without decoding it again.
+    """
+    log = get_run_logger()
+    store = settings.open_store()
+    intake = plan_intake(
+        store, settings.captures_prefix, layout.PACKETS_PREFIX, include_history=settings.train_on_lake_history
+    )
+    log.info(
+        "Under %s: %d new or changed capture(s), %d resumed from an unpublished run, %d unchanged; "
+        "%d earlier capture(s) in the lake join training",
+        store.location(settings.captures_prefix), len(intake.new), len(intake.resumed), intake.unchanged,
+        len(intake.history),
+    )
+    for ref in intake.new:
+        log.info("Capture %s -> %s (labels: %s)", ref.key, ref.capture_id, ref.labels_key or "none")
+    for status in intake.resumed:
+        log.info("Capture %s -> %s resumed: decoded by an earlier run that did not publish", status.key, status.capture_id)
+    return intake
+
+
+@task(name="decode-captures", cache_policy=NO_CACHE)
+def decode_captures(settings: NetaeSettings, refs: list[CaptureRef], run_id: str) -> list[CaptureStatus]:
+    """Decode every capture into the packet table with the Spark extraction job.
+
+    A capture that cannot be read is set aside with its reason; the others go on.
+    """
+    log = get_run_logger()
+    spark = spark_for(settings)
+    statuses = extract_packets(
+        spark, settings.open_store(), refs, output_prefix=layout.PACKETS_PREFIX, run_id=run_id
+    )
+    for number, status in enumerate(statuses, start=1):
+        if status.decoded:
+            log.info("Decoded %d/%d %s: %d frames%s", number, len(statuses), status.key, status.frames,
+                     f" (warning: {status.error})" if status.error else "")
+        else:
+            log.warning("Set aside %d/%d %s: %s", number, len(statuses), status.key, status.error)
+    return statuses
+
+
+@task(name="validate-packets", cache_policy=NO_CACHE)
+def validate_packets(settings: NetaeSettings, capture_ids: list[str], run_id: str) -> dict:
+    """Run the packet suite on the run's packet table and publish the result."""
+    log = get_run_logger()
+    store = settings.open_store()
+    packets = read_packet_table(spark_for(settings), store, output_prefix=layout.PACKETS_PREFIX, capture_ids=capture_ids)
+    outcome = validate_dataframe(packets, packet_suite())
+    key = layout.validation_key(run_id, outcome.suite_name)
+    store.put_json(key, outcome.result)
+    log.info("Packet suite: success=%s, %d expectations, %d failed; result at %s",
+             outcome.success, outcome.evaluated, len(outcome.failed), store.location(key))
+    for failure in outcome.failed:
+        log.warning("Packet expectation failed: %s", failure)
+    return {"suite": outcome.suite_name, "success": outcome.success, "failed": outcome.failed, "key": key}
+
+
+@task(name="build-windows", cache_policy=NO_CACHE)
+def make_windows(settings: NetaeSettings, capture_ids: list[str], run_id: str) -> tuple[Preprocessing, WindowSet]:
+    """Split the packet table, fit preprocessing on the training split and cut windows."""
+    log = get_run_logger()
+    store = settings.open_store()
+    spark = spark_for(settings)
+    packets = read_packet_table(spark, store, output_prefix=layout.PACKETS_PREFIX, capture_ids=capture_ids)
+    split = assign_splits(
+        packets, train_fraction=settings.train_fraction, validation_fraction=settings.validation_fraction
+    ).cache()
+    try:
+        state, fitted_frames = fit_on_training_split(
+            split, window_length=settings.window_length, window_stride=settings.window_stride
+        )
+        log.info("Fitted preprocessing on %d training frames", fitted_frames)
+        windows = build_windows(spark, split, state, store, output_prefix=layout.windows_prefix(run_id))
+    finally:
+        split.unpersist()
+    for capture_id in windows.short_captures:
+        log.warning(
+            "Capture %s has %d frames, fewer than one window of %d per split: it produced no window",
+            capture_id, windows.frames_per_capture[capture_id], settings.window_length,
+        )
+    log.info("Windows per split: %s, in %d part(s)", windows.counts, len(windows.parts))
+    if sum(windows.counts.values()) == 0:
+        raise ValueError(
+            f"no windows: every capture is shorter than one window of {settings.window_length} frames "
+            "per split; lower NETAE_WINDOW_LENGTH or add longer captures"
+        )
+    return state, windows
+
+
+@task(name="validate-windows", cache_policy=NO_CACHE)
+def validate_windows(settings: NetaeSettings, windows: WindowSet, run_id: str) -> dict:
+    """Run the window suite (finite, in [0, 1], expected shape) and publish the result."""
+    log = get_run_logger()
+    store = settings.open_store()
+    reader = WindowReader(store, windows.parts, steps=windows.steps, features=windows.features)
+    summaries = [window_summary_frame(block) for block in reader.iter_windows()]
+    summary = pd.concat(summaries, ignore_index=True) if summaries else window_summary_frame(
+        np.zeros((0, windows.steps, windows.features), dtype=np.float32)
+    )
+    outcome = validate_dataframe(summary, window_suite(steps=windows.steps, features=windows.features))
+    key = layout.validation_key(run_id, outcome.suite_name)
+    store.put_json(key, outcome.result)
+    log.info("Window suite on %d windows: success=%s; result at %s", len(summary), outcome.success, store.location(key))
+    if not outcome.success:
+        raise ValueError(f"the windows failed validation, see {store.location(key)}: {outcome.failed}")
+    return {"suite": outcome.suite_name, "success": outcome.success, "failed": outcome.failed, "key": key}
+
+
+def status_table(statuses: list[CaptureStatus]) -> list[dict]:
+    """Return the capture statuses as JSON-able dicts for the run manifest."""
+    return [asdict(status) for status in statuses]

@@ -1,0 +1,200 @@
+"""Prefect tasks that render the report and publish models, pointers and the run manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows import layout
+from flows.ledger import LEDGER_KEY, record_published
+from flows.model_tasks import load_evaluation, scores_array
+from flows.settings import NetaeSettings
+from flows.spark import spark_for
+from models.thresholds import Threshold
+from reports import CaptureEntry, ModelSection, ReportInputs, render_report
+from spark_jobs.extract_packets import CaptureStatus, read_packet_table
+from spark_jobs.features import Preprocessing
+
+REPORT_PACKET_ROWS = 200_000
+
+
+@task(name="render-report", cache_policy=NO_CACHE)
+def write_report(
+    settings: NetaeSettings,
+    run_id: str,
+    statuses: list[CaptureStatus],
+    model_keys: dict[str, str],
+    thresholds: dict[str, Threshold],
+    metrics: dict[str, dict],
+) -> str:
+    """Render the HTML report and store it; returns its key."""
+    log = get_run_logger()
+    store = settings.open_store()
+    decoded = [status.capture_id for status in statuses if status.decoded]
+    packets = read_packet_table(spark_for(settings), store, output_prefix=layout.PACKETS_PREFIX, capture_ids=decoded)
+    # NOTE: the traffic plots use the first REPORT_PACKET_ROWS frames only, to bound driver memory.
+    sample = packets.select("src_addr", "dst_addr", "frame_len", "timestamp_ns", "protocol").limit(REPORT_PACKET_ROWS).toPandas()
+
+    sections = []
+    for kind, model_key in model_keys.items():
+        evaluation = load_evaluation(settings, model_key)
+        labelled = len(evaluation) > 0 and evaluation["label"].notna().all()
+        folder = model_key.rsplit("/", 1)[0] + "/"
+        sections.append(
+            ModelSection(
+                kind=kind,
+                version=run_id,
+                threshold=thresholds[kind].value,
+                threshold_method=thresholds[kind].method,
+                threshold_params=thresholds[kind].params,
+                window_start_ns=evaluation["start_ns"].to_numpy("int64") if len(evaluation) else scores_array(evaluation).astype("int64"),
+                window_scores=scores_array(evaluation),
+                window_labels=evaluation["label"].to_numpy("int64") if labelled else None,
+                metrics={name: value for name, value in metrics[kind].items() if isinstance(value, (int, float))},
+                confusion=metrics[kind].get("confusion"),
+                training_history=store.get_json(folder + "history.json"),
+            )
+        )
+
+    inputs = ReportInputs(
+        title="netae nightly retraining",
+        run_id=run_id,
+        created_utc=datetime.now(timezone.utc),
+        captures=[
+            CaptureEntry(
+                capture_id=status.capture_id,
+                source_key=status.key,
+                frames=status.frames,
+                status="decoded" if status.decoded else "set aside",
+                reason=status.error,
+            )
+            for status in statuses
+        ],
+        packets=sample,
+        models=sections,
+        links={
+            **{f"{kind} model": store.location(layout.model_prefix(kind, run_id)) for kind in model_keys},
+            "packet table": store.location(layout.PACKETS_PREFIX),
+            "validations": store.location(f"validations/{run_id}/"),
+        },
+    )
+    key = layout.report_key(run_id)
+    store.put_bytes(key, render_report(inputs).encode("utf-8"), content_type="text/html; charset=utf-8")
+    log.info("Report written to %s", store.location(key))
+    return key
+
+
+def training_fingerprint(statuses: list[CaptureStatus], etags: dict[str, str], state: Preprocessing, window_counts: dict[str, int]) -> dict:
+    """Describe the training data: captures with their ETags, the preprocessing and window counts.
+
+    ``sha256`` digests all of it, so two versions trained on the same data and
+    settings share a fingerprint.
+    """
+    document = {
+        "captures": sorted(
+            ({"key": status.key, "etag": etags.get(status.key, ""), "frames": status.frames} for status in statuses if status.decoded),
+            key=lambda item: item["key"],
+        ),
+        "preprocessing": state.to_json(),
+        "windows": window_counts,
+    }
+    document["sha256"] = hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
+    return document
+
+
+@task(name="publish", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def publish(
+    settings: NetaeSettings,
+    run_id: str,
+    statuses: list[CaptureStatus],
+    state: Preprocessing,
+    window_counts: dict[str, int],
+    model_keys: dict[str, str],
+    metrics: dict[str, dict],
+    report_key: str,
+    validations: list[dict],
+    history: list[CaptureStatus] | None = None,
+    capture_etags: dict[str, str] | None = None,
+) -> dict:
+    """Complete each model version, move the champion pointers to it, and write the run manifest.
+
+    Order matters for readers: every file of a version, then its
+    ``manifest.json``, then the champion pointer, then the run manifest, then
+    the capture ledger entries of ``statuses``.
+
+    Args:
+        history: captures consumed by earlier runs whose lake partitions this
+            run also trained on; they enter the fingerprint and the manifest's
+            ``history``, not the ledger.
+        capture_etags: ETags of ``statuses`` taken when the run listed them;
+            they win over a listing taken now, which may see a replaced capture.
+    """
+    log = get_run_logger()
+    store = settings.open_store()
+    history = history or []
+    etags = {info.key: info.etag for info in store.list(settings.captures_prefix)}
+    etags.update(capture_etags or {})
+    fingerprint = training_fingerprint(statuses + history, etags, state, window_counts)
+    published_utc = datetime.now(timezone.utc).isoformat()
+
+    for kind, model_key in model_keys.items():
+        prefix = layout.model_prefix(kind, run_id)
+        store.put_json(prefix + "preprocessing.json", state.to_json())
+        store.put_json(prefix + "fingerprint.json", fingerprint)
+        files = [key[len(prefix):] for key in store.iter_keys(prefix)]
+        missing = [name for name in layout.MODEL_FILES if name not in files]
+        if missing:
+            raise RuntimeError(f"model {kind} version {run_id} is incomplete, missing {missing}; not publishing it")
+        store.put_json(prefix + "manifest.json", {"kind": kind, "version": run_id, "files": files, "published_utc": published_utc})
+        store.put_json(layout.champion_key(kind), {"kind": kind, "version": run_id, "prefix": prefix, "published_utc": published_utc})
+        log.info("Champion %s -> version %s", kind, run_id)
+
+    manifest = {
+        "run_id": run_id,
+        "published_utc": published_utc,
+        "captures": [
+            {"key": status.key, "capture_id": status.capture_id, "etag": etags.get(status.key), "decoded": status.decoded,
+             "frames": status.frames, "reason": status.error}
+            for status in statuses
+        ],
+        "set_aside": [{"key": status.key, "reason": status.error} for status in statuses if not status.decoded],
+        "history": [{"key": status.key, "capture_id": status.capture_id, "frames": status.frames} for status in history],
+        "models": {kind: layout.model_prefix(kind, run_id) for kind in model_keys},
+        "report": report_key,
+        "validations": [item["key"] for item in validations],
+        "metrics": metrics,
+    }
+    store.put_json(layout.run_manifest_key(run_id), manifest)
+    record_published(store, statuses, run_id)
+    log.info("Ledger %s: %d capture(s) consumed by run %s", store.location(LEDGER_KEY), len(statuses), run_id)
+
+    create_markdown_artifact(
+        markdown=metrics_markdown(run_id, metrics, store.location(report_key), manifest["set_aside"]),
+        key="netae-retrain",
+        description=f"netae retrain {run_id}",
+    )
+    return manifest
+
+
+def metrics_markdown(run_id: str, metrics: dict[str, dict], report_location: str, set_aside: list[dict]) -> str:
+    """Return the markdown summary published as a Prefect artifact."""
+    lines = [
+        f"# netae retrain {run_id}",
+        "",
+        "Anomaly is the positive class.",
+        "",
+        "| model | accuracy | precision | recall | F1 | flagged share | windows |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for kind, values in metrics.items():
+        cells = [f"{values[name]:.3f}" if name in values else "n/a" for name in ("accuracy", "precision", "recall", "f1")]
+        lines.append(f"| {kind} | {' | '.join(cells)} | {values['flagged_share']:.3f} | {values['evaluated_windows']} |")
+    lines += ["", f"Report: `{report_location}`"]
+    if set_aside:
+        lines += ["", "Set aside:"] + [f"- `{item['key']}`: {item['reason']}" for item in set_aside]
+    return "\n".join(lines)

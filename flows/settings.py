@@ -1,0 +1,110 @@
+"""netae's configuration: one pydantic-settings model, read from ``NETAE_*`` variables.
+
+Every field can be set in the environment (``NETAE_WINDOW_LENGTH=64``) and most
+have a command-line flag as well. Secrets (the S3 keys) come only from the
+environment and are held as ``SecretStr``, so they never show in ``repr``, logs or
+reports.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from objectstore import ObjectStore, open_store
+
+
+class NetaeSettings(BaseSettings):
+    """All settings of a netae run; defaults give the embedded single-machine setup."""
+
+    model_config = SettingsConfigDict(env_prefix="NETAE_", extra="ignore")
+
+    storage_url: str = Field(
+        "file://./netae-data",
+        description="Root of all data: file://FOLDER (embedded default) or s3://BUCKET[/PREFIX].",
+    )
+    s3_endpoint: str | None = Field(None, description="host:port of the S3-compatible server (MinIO).")
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key; from the environment only.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key; from the environment only.")
+    s3_secure: bool = Field(False, description="Use HTTPS for the S3 endpoint.")
+    s3_region: str = Field("us-east-1", description="S3 region sent with every request.")
+
+    captures_prefix: str = Field("captures/", description="Key prefix under which captures land.")
+    spark_master: str = Field("local[*]", description="Spark master URL, e.g. local[*] or spark://host:7077.")
+    spark_driver_memory: str = Field("2g", description="Spark driver memory (JVM size string).")
+    spark_shuffle_partitions: int = Field(8, ge=1, le=100_000, description="spark.sql.shuffle.partitions.")
+
+    window_length: int = Field(32, ge=4, le=4096, description="Frames per window.")
+    window_stride: int = Field(8, ge=1, le=4096, description="Frames between the starts of two windows.")
+    train_fraction: float = Field(0.6, gt=0.0, lt=1.0, description="Share of each capture, in time order, used for fitting.")
+    validation_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Share after the training part used to calibrate thresholds."
+    )
+
+    threshold_k: float = Field(3.0, gt=0.0, le=100.0, description="k in the threshold mean + k * std of normal error.")
+    epochs: int = Field(20, ge=1, le=10_000, description="Maximum training epochs per model.")
+    batch_size: int = Field(64, ge=1, le=65_536, description="Windows per training batch.")
+    early_stopping_patience: int = Field(3, ge=1, le=1000, description="Epochs without validation improvement before stopping.")
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate.")
+    lstm_units: int = Field(32, ge=1, le=4096, description="Units of each LSTM layer.")
+    conv_filters: int = Field(32, ge=1, le=4096, description="Filters of the first Conv1D layer.")
+    conv_kernel_size: int = Field(5, ge=1, le=255, description="Conv1D kernel size, in frames.")
+    seed: int = Field(42, ge=0, description="Seed for TensorFlow, NumPy and Python random generators.")
+
+    heatmap_hosts: int = Field(15, ge=2, le=200, description="Hosts per axis of the IP-to-IP heatmap.")
+
+    retrain_cron: str = Field(
+        "0 2 * * *",
+        description="Cron schedule (5 fields) of the nightly retrain deployment that `netae serve` serves.",
+    )
+    timezone: str = Field("UTC", description="IANA time zone of retrain_cron, e.g. UTC or Europe/Berlin.")
+    train_on_lake_history: bool = Field(
+        True,
+        description="Train on the lake partitions of captures that earlier runs consumed, besides the new ones.",
+    )
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(
+                f"retrain_cron must have 5 fields (minute hour day-of-month month day-of-week), got {value!r}"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone must be an IANA time zone name such as UTC or Europe/Berlin, got {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> NetaeSettings:
+        total = self.train_fraction + self.validation_fraction
+        if total >= 1.0:
+            raise ValueError(
+                "train_fraction + validation_fraction must be below 1 to leave a test part, "
+                f"got {self.train_fraction} + {self.validation_fraction} = {total}"
+            )
+        if self.window_stride > self.window_length:
+            raise ValueError(
+                f"window_stride ({self.window_stride}) must not exceed window_length ({self.window_length}), "
+                "or frames between windows would never be scored"
+            )
+        return self
+
+    def open_store(self) -> ObjectStore:
+        """Open the object store that ``storage_url`` names, with the S3 settings."""
+        return open_store(
+            self.storage_url,
+            s3_endpoint=self.s3_endpoint,
+            s3_access_key=self.s3_access_key.get_secret_value() if self.s3_access_key else None,
+            s3_secret_key=self.s3_secret_key.get_secret_value() if self.s3_secret_key else None,
+            s3_secure=self.s3_secure,
+            s3_region=self.s3_region,
+        )

@@ -1,0 +1,80 @@
+"""MAC and IP address columns as Arrow strings, formatted once per distinct address.
+
+A capture repeats the same few hundred addresses millions of times, so the
+columns are dictionary-built: every address becomes an int64 key, the keys of
+all four address columns are dictionary-encoded together by Arrow, each
+distinct key is formatted in Python, and Arrow's ``take`` expands the
+formatted strings.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spark_jobs.decoder.frame_bytes import MISSING, FrameBytes
+
+KIND_SHIFT = 60
+KIND_MAC = 1
+KIND_IPV4 = 2
+KIND_IPV6 = 3
+
+
+def mac_keys(frames: FrameBytes, pos: np.ndarray) -> np.ndarray:
+    """Keys of the 6-byte MAC addresses at ``pos``; MISSING where there is none."""
+    # Positions are only set where all 6 bytes were captured.
+    high = frames.u16(pos, checked=False)
+    low = frames.u32(pos + 2, checked=False)
+    return np.where(pos >= 0, (KIND_MAC << KIND_SHIFT) | (high << 32) | low, MISSING)
+
+
+def ip_keys(
+    frames: FrameBytes, pos: np.ndarray, version: np.ndarray, ipv6_table: list[bytes]
+) -> np.ndarray:
+    """Keys of the IPv4 or IPv6 addresses at ``pos``; MISSING where there is none.
+
+    IPv6 addresses do not fit in 60 bits, so their key is an index into
+    ``ipv6_table``, which this call extends with the distinct addresses it finds.
+    """
+    keys = np.full(len(pos), MISSING, dtype=np.int64)
+
+    ipv4 = (version == 4) & (pos >= 0)
+    if ipv4.any():
+        # The IP header, addresses included, was verified as captured.
+        value = frames.u32(pos, checked=False)
+        keys[ipv4] = (KIND_IPV4 << KIND_SHIFT) | value[ipv4]
+
+    ipv6 = (version == 6) & (pos >= 0)
+    if ipv6.any():
+        selected = np.nonzero(ipv6)[0]
+        rows = np.ascontiguousarray(frames.subset(selected).rows_of(pos[selected], 16))
+        packed = rows.view(np.dtype((np.void, 16))).ravel()
+        distinct, inverse = np.unique(packed, return_inverse=True)
+        first_index = len(ipv6_table)
+        ipv6_table.extend(bytes(item) for item in distinct)
+        keys[selected] = (KIND_IPV6 << KIND_SHIFT) | (inverse.ravel() + first_index)
+    return keys
+
+
+def _format_key(key: int, ipv6_table: list[bytes]) -> str:
+    kind = key >> KIND_SHIFT
+    value = key & ((1 << KIND_SHIFT) - 1)
+    if kind == KIND_MAC:
+        return value.to_bytes(6, "big").hex(":")
+    if kind == KIND_IPV4:
+        return socket.inet_ntoa(value.to_bytes(4, "big"))
+    return socket.inet_ntop(socket.AF_INET6, ipv6_table[value])
+
+
+def address_arrays(key_columns: list[np.ndarray], ipv6_table: list[bytes]) -> list[pa.Array]:
+    """Turn key arrays (MISSING = null) into Arrow string arrays of the same lengths."""
+    count = len(key_columns[0])
+    encoded = pc.dictionary_encode(pa.array(np.concatenate(key_columns), type=pa.int64()))
+    distinct = encoded.dictionary.to_numpy()
+    texts = [None if key == MISSING else _format_key(int(key), ipv6_table) for key in distinct]
+    dictionary = pa.array(texts, type=pa.string())
+    indices = encoded.indices
+    return [dictionary.take(indices.slice(column * count, count)) for column in range(len(key_columns))]

@@ -1,0 +1,131 @@
+"""IPv4 and IPv6 headers, IPv6 extension headers and IP fragments."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spark_jobs.decoder.dissection import Dissection
+from spark_jobs.decoder.frame_bytes import MISSING, FrameBytes
+from spark_jobs.decoder.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6
+
+IPV4_MIN_HEADER_BYTES = 20
+IPV6_HEADER_BYTES = 40
+IPV4_MORE_FRAGMENTS = 0x2000
+IPV4_OFFSET_MASK = 0x1FFF
+
+# IPv6 extension headers whose length is (byte 1 + 1) * 8: hop-by-hop,
+# routing, destination options, mobility, HIP, shim6. Fragment (44, fixed 8
+# bytes) and AH (51, (byte 1 + 2) * 4) are handled apart. Anything else ends
+# the chain, so an unknown next header is never walked as if it were one.
+IPV6_EXTENSION_HEADERS = (0, 43, 60, 135, 139, 140)
+IPV6_FRAGMENT = 44
+IPV6_AH = 51
+MAX_IPV6_EXTENSION_HEADERS = 8
+
+
+def dissect_ip(dissection: Dissection, rows: np.ndarray) -> None:
+    """Decode the IPv4 or IPv6 header at ``net_off`` for the frames at ``rows``.
+
+    Sets addresses, protocol, TTL or hop limit, IP id and fragment fields, and
+    ``l4_off`` / ``l4_len`` (the transport header position and the length of
+    the IP payload from the IP header's own length fields, never from cap_len).
+    """
+    net_type = dissection.net_type[rows]
+    ipv4 = rows[net_type == ETHERTYPE_IPV4]
+    ipv6 = rows[net_type == ETHERTYPE_IPV6]
+    if len(ipv4):
+        _ipv4(dissection, ipv4)
+    if len(ipv6):
+        _ipv6(dissection, ipv6)
+
+
+def _ipv4(dissection: Dissection, rows: np.ndarray) -> None:
+    frames = dissection.frames.subset(rows)
+    base = dissection.net_off[rows]
+    first = frames.u8(base)
+    header_len = (first & 0x0F) * 4
+    valid = ((first >> 4) == 4) & (header_len >= IPV4_MIN_HEADER_BYTES) & frames.has(base, IPV4_MIN_HEADER_BYTES)
+
+    total_len = frames.u16(base + 2, checked=False)
+    # A total length of 0 is what TCP segmentation offload leaves in captures
+    # taken on the sending host; the frame length is then the only length.
+    wire_len = dissection.frame_len[rows] - base
+    total_len = np.where(total_len == 0, wire_len, total_len)
+    flags_offset = frames.u16(base + 6, checked=False)
+    more_fragments = (flags_offset & IPV4_MORE_FRAGMENTS) != 0
+    fragment_offset = flags_offset & IPV4_OFFSET_MASK
+
+    def where_valid(values: np.ndarray) -> np.ndarray:
+        return np.where(valid, values, MISSING)
+
+    dissection.assign(
+        rows,
+        ip_version=where_valid(np.full(len(rows), 4)),
+        src_ip_pos=where_valid(base + 12),
+        dst_ip_pos=where_valid(base + 16),
+        ip_proto=where_valid(frames.u8(base + 9, checked=False)),
+        ttl=where_valid(frames.u8(base + 8, checked=False)),
+        ip_id=where_valid(frames.u16(base + 4, checked=False)),
+        l4_off=where_valid(base + header_len),
+        l4_len=where_valid(np.maximum(total_len - header_len, 0)),
+    )
+    dissection.is_fragment[rows] = valid & (more_fragments | (fragment_offset > 0))
+    dissection.first_fragment[rows] = ~valid | (fragment_offset == 0)
+
+
+def _ipv6(dissection: Dissection, rows: np.ndarray) -> None:
+    frames = dissection.frames.subset(rows)
+    base = dissection.net_off[rows]
+    valid = ((frames.u8(base) >> 4) == 6) & frames.has(base, IPV6_HEADER_BYTES)
+
+    payload_len = frames.u16(base + 4, checked=False)
+    # Payload length 0 means a jumbogram (or offload): fall back to the frame length.
+    payload_len = np.where(payload_len == 0, dissection.frame_len[rows] - base - IPV6_HEADER_BYTES, payload_len)
+    next_header = np.where(valid, frames.u8(base + 6, checked=False), MISSING)
+    pos = base + IPV6_HEADER_BYTES
+    fragment_id = np.full(len(rows), MISSING, dtype=np.int64)
+    is_fragment = np.zeros(len(rows), dtype=bool)
+    first_fragment = np.ones(len(rows), dtype=bool)
+    walking = valid.copy()
+
+    for _ in range(MAX_IPV6_EXTENSION_HEADERS):
+        extension = walking & np.isin(next_header, IPV6_EXTENSION_HEADERS)
+        fragment = walking & (next_header == IPV6_FRAGMENT)
+        auth = walking & (next_header == IPV6_AH)
+        step = walking & (extension | fragment | auth)
+        # Stop where the extension header was not captured: its type stays the protocol.
+        step &= frames.has(pos, 8)
+        if not step.any():
+            break
+
+        length_byte = frames.u8(pos + 1)
+        header_len = np.where(fragment, 8, np.where(auth, (length_byte + 2) * 4, (length_byte + 1) * 8))
+        fragment_field = frames.u16(pos + 2)
+        this_fragment = step & fragment
+        later_fragment = this_fragment & ((fragment_field >> 3) > 0)
+        # An atomic fragment (offset 0, M clear) is a whole datagram.
+        fragment_id = np.where(this_fragment, frames.u32(pos + 4), fragment_id)
+        is_fragment |= later_fragment | (this_fragment & ((fragment_field & 1) == 1))
+        first_fragment &= ~later_fragment
+
+        next_header = np.where(step, frames.u8(pos), next_header)
+        pos = np.where(step, pos + header_len, pos)
+        # Nothing after a non-first fragment header can be read.
+        walking = step & first_fragment
+
+    def where_valid(values: np.ndarray) -> np.ndarray:
+        return np.where(valid, values, MISSING)
+
+    dissection.assign(
+        rows,
+        ip_version=where_valid(np.full(len(rows), 6)),
+        src_ip_pos=where_valid(base + 8),
+        dst_ip_pos=where_valid(base + 24),
+        ip_proto=where_valid(next_header),
+        ttl=where_valid(frames.u8(base + 7, checked=False)),
+        ip_id=where_valid(fragment_id),
+        l4_off=where_valid(pos),
+        l4_len=where_valid(np.maximum(payload_len - (pos - base - IPV6_HEADER_BYTES), 0)),
+    )
+    dissection.is_fragment[rows] = valid & is_fragment
+    dissection.first_fragment[rows] = ~valid | first_fragment
