@@ -10,6 +10,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from expectations import packet_suite, validate_dataframe, window_suite, window_summary_frame
+from expectations.data_docs import publish_data_docs
+from expectations.drift_suite import check_drift, drift_summary_frame
 from flows import layout
 from flows.ledger import CaptureIntake, plan_intake
 from flows.settings import NetaeSettings
@@ -18,7 +20,14 @@ from models.datasets import WindowReader
 from spark_jobs.captures import CaptureRef
 from spark_jobs.extract_packets import CaptureStatus, extract_packets, read_packet_table
 from spark_jobs.features import Preprocessing
-from spark_jobs.windows import WindowSet, assign_splits, build_windows, fit_on_training_split
+from spark_jobs.windows import (
+    WindowSet,
+    assign_splits,
+    baseline_bin_counts,
+    build_windows,
+    feature_rows,
+    fit_on_training_split,
+)
 
 
 @task(name="pull-captures", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
@@ -56,7 +65,8 @@ def decode_captures(settings: NetaeSettings, refs: list[CaptureRef], run_id: str
     log = get_run_logger()
     spark = spark_for(settings)
     statuses = extract_packets(
-        spark, settings.open_store(), refs, output_prefix=layout.PACKETS_PREFIX, run_id=run_id
+        spark, settings.open_store(), refs, output_prefix=layout.PACKETS_PREFIX, run_id=run_id,
+        chunk_bytes=settings.capture_chunk_mb << 20,
     )
     for number, status in enumerate(statuses, start=1):
         if status.decoded:
@@ -93,14 +103,23 @@ def make_windows(settings: NetaeSettings, capture_ids: list[str], run_id: str) -
     split = assign_splits(
         packets, train_fraction=settings.train_fraction, validation_fraction=settings.validation_fraction
     ).cache()
+    rows = feature_rows(split, settings.feature_set).cache()
     try:
-        state, fitted_frames = fit_on_training_split(
-            split, window_length=settings.window_length, window_stride=settings.window_stride
+        state, fitted_rows = fit_on_training_split(
+            split, window_length=settings.window_length, window_stride=settings.window_stride,
+            feature_set_name=settings.feature_set, scaler=settings.scaler, out_of_range=settings.out_of_range,
+            window_mode=settings.window_mode, rows=rows,
         )
-        log.info("Fitted preprocessing on %d training frames", fitted_frames)
-        windows = build_windows(spark, split, state, store, output_prefix=layout.windows_prefix(run_id))
+        log.info("Fitted %s preprocessing (%s scaler) on %d training rows", state.feature_set, state.scaler, fitted_rows)
+        windows = build_windows(spark, split, state, store, output_prefix=layout.windows_prefix(run_id), rows=rows)
+        check_drift_against_baseline(settings, store, rows, state, run_id)
     finally:
+        rows.unpersist()
         split.unpersist()
+    for split_name, counts in windows.out_of_range_counts.items():
+        log.info("Values outside the training range in %s (%s): %s", split_name, settings.out_of_range, counts)
+    for split_name, counts in windows.unknown_category_counts.items():
+        log.info("Categories unseen in training in %s (coded unknown): %s", split_name, counts)
     for capture_id in windows.short_captures:
         log.warning(
             "Capture %s has %d frames, fewer than one window of %d per split: it produced no window",
@@ -125,10 +144,14 @@ def validate_windows(settings: NetaeSettings, windows: WindowSet, run_id: str) -
     summary = pd.concat(summaries, ignore_index=True) if summaries else window_summary_frame(
         np.zeros((0, windows.steps, windows.features), dtype=np.float32)
     )
-    outcome = validate_dataframe(summary, window_suite(steps=windows.steps, features=windows.features))
+    # With out-of-range values kept (flag), any finite float32 is a valid window value.
+    lower, upper = windows.value_bounds or (float(np.finfo(np.float32).min), float(np.finfo(np.float32).max))
+    suite = window_suite(steps=windows.steps, features=windows.features, lower=lower, upper=upper)
+    outcome = validate_dataframe(summary, suite)
     key = layout.validation_key(run_id, outcome.suite_name)
     store.put_json(key, outcome.result)
     log.info("Window suite on %d windows: success=%s; result at %s", len(summary), outcome.success, store.location(key))
+    publish_run_data_docs(store, run_id)
     if not outcome.success:
         raise ValueError(f"the windows failed validation, see {store.location(key)}: {outcome.failed}")
     return {"suite": outcome.suite_name, "success": outcome.success, "failed": outcome.failed, "key": key}
@@ -137,3 +160,65 @@ def validate_windows(settings: NetaeSettings, windows: WindowSet, run_id: str) -
 def status_table(statuses: list[CaptureStatus]) -> list[dict]:
     """Return the capture statuses as JSON-able dicts for the run manifest."""
     return [asdict(status) for status in statuses]
+
+
+def champion_preprocessing(store, feature_set_name: str) -> tuple[str, Preprocessing] | None:
+    """Return the key and state of the first champion (by key) fitted on ``feature_set_name``, or None."""
+    for info in sorted(store.list("models/"), key=lambda item: item.key):
+        if not info.key.endswith("/champion.json"):
+            continue
+        prefix = store.get_json(info.key).get("prefix", "")
+        key = prefix + "preprocessing.json"
+        if prefix and store.exists(key):
+            state = Preprocessing.from_json(store.get_json(key))
+            if state.feature_set == feature_set_name and state.baseline:
+                return key, state
+    return None
+
+
+def check_drift_against_baseline(settings: NetaeSettings, store, rows, state: Preprocessing, run_id: str) -> dict:
+    """Compare this run's feature distributions with a training baseline and publish the drift result.
+
+    With a champion fitted on the same feature set, all of this run's rows are
+    compared with the champion's training baseline: has the new data moved away
+    from what the serving model learned? Without one, this run's validation and
+    test rows are compared with its own training baseline. Drift is logged and
+    published under ``validations/<run>/drift.json``; it never stops the run.
+    """
+    log = get_run_logger()
+    champion = champion_preprocessing(store, state.feature_set)
+    if champion is not None:
+        source, baseline, splits = champion[0], champion[1].baseline, None
+    else:
+        source, baseline, splits = "this run's training split", state.baseline, ("validation", "test")
+    summary = drift_summary_frame(baseline_bin_counts(rows, baseline, splits=splits), baseline)
+    report = check_drift(summary, psi_max=settings.drift_psi_max, ks_max=settings.drift_ks_max)
+    key = layout.validation_key(run_id, report.outcome.suite_name)
+    store.put_json(key, report.outcome.result)
+    if report.moved:
+        log.warning("Drift against %s in %d feature(s): %s; result at %s", source, len(report.moved),
+                    ", ".join(report.moved), store.location(key))
+    else:
+        log.info("No drift against %s over %d feature(s); result at %s", source, len(summary), store.location(key))
+    return {"suite": report.outcome.suite_name, "success": report.outcome.success, "moved": report.moved, "key": key}
+
+
+def publish_run_data_docs(store, run_id: str) -> list[str]:
+    """Build Data Docs from every validation result the run has published so far, under ``data_docs/``.
+
+    Data Docs are a view for people; a failure to build them is logged, never raised.
+    """
+    log = get_run_logger()
+    folder = f"validations/{run_id}/"
+    results = {
+        info.key[len(folder):].removesuffix(".json"): store.get_json(info.key)
+        for info in store.list(folder)
+        if info.key.endswith(".json") and "/" not in info.key[len(folder):]
+    }
+    try:
+        keys = publish_data_docs(results, store, folder + "data_docs/", run_name=run_id)
+    except Exception as error:  # noqa: BLE001 - GX rendering can fail in many ways; the run goes on
+        log.warning("Data Docs for run %s were not built: %s: %s", run_id, type(error).__name__, error)
+        return []
+    log.info("Data Docs at %s", store.location(folder + "data_docs/index.html"))
+    return keys

@@ -8,6 +8,7 @@ reports.
 
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -54,6 +55,10 @@ class NetaeSettings(BaseSettings):
     seed: int = Field(42, ge=0, description="Seed for TensorFlow, NumPy and Python random generators.")
 
     heatmap_hosts: int = Field(15, ge=2, le=200, description="Hosts per axis of the IP-to-IP heatmap.")
+    capture_chunk_mb: int = Field(
+        256, ge=1, le=1_048_576,
+        description="Classic pcaps larger than this many MiB are split into chunks that executors decode in parallel.",
+    )
 
     retrain_cron: str = Field(
         "0 2 * * *",
@@ -63,6 +68,29 @@ class NetaeSettings(BaseSettings):
     train_on_lake_history: bool = Field(
         True,
         description="Train on the lake partitions of captures that earlier runs consumed, besides the new ones.",
+    )
+
+    feature_set: Literal["paper", "stats", "flow"] = Field(
+        "paper",
+        description="Features per row: paper (per-frame fields), stats (damped statistics per host, "
+        "host pair and socket) or flow (one row per flow).",
+    )
+    scaler: Literal["minmax", "standard"] = Field(
+        "minmax", description="Scaler of numeric features, fitted on the training split: minmax or standard."
+    )
+    out_of_range: Literal["clip", "flag"] = Field(
+        "clip",
+        description="Numeric values outside the training range: clip them to it, or keep them (flag); "
+        "both are counted per split.",
+    )
+    window_mode: Literal["capture", "host"] = Field(
+        "capture", description="Cut windows per capture, or per source host within each capture."
+    )
+    drift_psi_max: float = Field(
+        0.25, gt=0.0, le=100.0, description="Population stability index above which a feature counts as drifted."
+    )
+    drift_ks_max: float = Field(
+        0.2, gt=0.0, le=1.0, description="Binned Kolmogorov-Smirnov distance above which a feature counts as drifted."
     )
 
     @field_validator("retrain_cron")

@@ -84,6 +84,16 @@ class ObjectStore(ABC):
         """
 
     @abstractmethod
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        """Open ``length`` bytes of the object starting at byte ``offset`` for streaming reads.
+
+        Fewer bytes come back where the object ends first. The caller closes the stream.
+
+        Raises:
+            StorageError: when the object does not exist.
+        """
+
+    @abstractmethod
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         """List every object whose key starts with ``prefix``, sorted by key."""
 

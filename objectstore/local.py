@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -23,6 +24,29 @@ def _current_umask() -> int:
 # mkstemp creates files readable by the owner only; published objects get the
 # permissions an ordinary file would get under the process umask.
 _FILE_MODE = 0o666 & ~_current_umask()
+
+
+class _LimitedReader(io.RawIOBase):
+    """Reads at most ``remaining`` bytes of an open file, then reports end of file."""
+
+    def __init__(self, handle: BinaryIO, remaining: int) -> None:
+        self._handle, self._remaining = handle, remaining
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._remaining <= 0:
+            return 0
+        data = self._handle.read(min(len(buffer), self._remaining))
+        buffer[: len(data)] = data
+        self._remaining -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
 
 
 class LocalFolderStore(ObjectStore):
@@ -89,6 +113,13 @@ class LocalFolderStore(ObjectStore):
             return open(path, "rb")
         except FileNotFoundError:
             raise StorageError(f"object not found: {self.location(key)}") from None
+
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        if offset < 0 or length < 0:
+            raise StorageError(f"invalid range of {self.location(key)}: offset {offset}, length {length}")
+        stream = self.open_read(key)
+        stream.seek(offset)
+        return io.BufferedReader(_LimitedReader(stream, length))  # type: ignore[return-value]
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         validate_prefix(prefix)

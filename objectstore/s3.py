@@ -135,6 +135,21 @@ class S3Store(ObjectStore):
             raise self._failure("reading", key, error) from None
         return io.BufferedReader(_ResponseStream(response), buffer_size=1 << 20)  # type: ignore[return-value]
 
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        if offset < 0 or length < 0:
+            raise StorageError(f"invalid range of {self.location(key)}: offset {offset}, length {length}")
+        if length == 0:
+            return io.BytesIO(b"")  # type: ignore[return-value]
+        try:
+            response = self.client.get_object(self._bucket, self._object_name(key), offset=offset, length=length)
+        except S3Error as error:
+            if error.code in _MISSING_CODES:
+                raise StorageError(f"object not found: {self.location(key)}") from None
+            if error.code == "InvalidRange":
+                return io.BytesIO(b"")  # type: ignore[return-value]
+            raise self._failure("reading", key, error) from None
+        return io.BufferedReader(_ResponseStream(response), buffer_size=1 << 20)  # type: ignore[return-value]
+
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         validate_prefix(prefix)
         try:

@@ -91,3 +91,11 @@ def test_unsupported_scheme_is_rejected():
 def test_s3_without_endpoint_is_rejected():
     with pytest.raises(StorageError, match="NETAE_S3_ENDPOINT"):
         open_store("s3://bucket")
+
+
+def test_open_range_returns_requested_slice(store):
+    store.put_bytes("r.bin", bytes(range(200)))
+    with store.open_range("r.bin", 10, 5) as stream:
+        assert stream.read() == bytes(range(10, 15))
+    with store.open_range("r.bin", 195, 100) as stream:
+        assert stream.read() == bytes(range(195, 200))
