@@ -5,13 +5,13 @@ The Spark engine reads names of ``pyspark.sql.types`` classes (``LongType``) and
 the pandas engine reads numpy and pandas dtype names (``int64``, ``Int64Dtype``)
 or, for object columns, Python type names checked value by value (``str``,
 ``bool``). Each engine skips the names it does not recognise, so one list that
-holds both sets of names works on both engines, and one packet suite serves
+contains both sets of names works on both engines, and one packet suite serves
 pandas and Spark alike.
 
 The pandas names cover what ``pyarrow.Table.to_pandas()`` produces from a
 Parquet packet table: the numpy dtype of the column, the pandas nullable
 extension dtype (``dtype_backend="numpy_nullable"``), and, for a nullable
-integer column that holds nulls, ``float64`` with NaN. A nullable boolean or
+integer column that contains nulls, ``float64`` with NaN. A nullable boolean or
 string column with nulls becomes an object column, which is checked value by
 value with the Python type name.
 
@@ -69,6 +69,6 @@ def type_names_for_field(field: pa.Field) -> list[str]:
 
     raise ValueError(
         f"Packet column {field.name!r} has Arrow type {arrow_type}, which has no "
-        "Great Expectations type names; supported types are int8, int16, int32, "
+        "Great Expectations type names. Supported types are int8, int16, int32, "
         "int64, bool and string."
     )

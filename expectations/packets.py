@@ -42,8 +42,8 @@ REQUIRED_COLUMNS: list[str] = [
 IP_FIELD_COLUMNS: list[str] = ["src_addr", "dst_addr", "is_fragment"]
 
 # IP header fields set on every IP packet decoded from a capture. Rows from a
-# Wireshark CSV export (link_type CSV_LINK_TYPE) lack them where the export's
-# columns do not carry them: the TTL always, the protocol number on most rows.
+# Wireshark CSV export (link_type CSV_LINK_TYPE) never have the TTL, and have
+# the protocol number only where the export names TCP or UDP.
 IP_HEADER_COLUMNS: list[str] = ["ip_proto", "ttl"]
 
 IP_PROTO_TCP = 6
@@ -63,12 +63,12 @@ def packet_suite() -> gx.ExpectationSuite:
         * ``cap_len <= frame_len``;
         * ports lie in 0..65535, TTL in 0..255, ``ip_version`` in {4, 6} and
           ``label`` in {0, 1}, each with nulls allowed;
-        * nulls appear only where the frame's protocols have no such field:
-          addresses and the fragment flag are set on every IP packet, the
-          transport protocol number and TTL on every IP packet decoded from a
-          capture (a Wireshark CSV export lacks them), and both ports on every
-          TCP or UDP packet that is not an IP fragment (fragments may lack a
-          transport header).
+        * nulls appear only where the frame's protocols have no such field.
+          Addresses and the fragment flag are set on every IP packet. The
+          transport protocol number and TTL are set on every IP packet decoded
+          from a capture, because a Wireshark CSV export lacks them. Both ports
+          are set on every TCP or UDP packet that is not an IP fragment,
+          because only fragments may lack a transport header.
 
     The suite belongs to no Great Expectations context, so building it needs no
     context and it can be validated any number of times.
@@ -149,9 +149,9 @@ def _protocol_null_expectations() -> list[gxe.Expectation]:
 
     # NOTE: A TCP or UDP frame cut by the snapshot length before its ports (a snaplen
     # under about 38 bytes on Ethernet) has null ports and fails this check.
-    # is_fragment is set on every IP packet (checked above), so "== False" selects
-    # exactly the unfragmented ones on both engines; a null never reaches this filter
-    # unnoticed. An OR with is_null() is not an option: GX rejects OR inside AND.
+    # The check above makes is_fragment non-null on every IP packet, so "== False"
+    # selects exactly the unfragmented ones on both engines. GX rejects an OR inside
+    # an AND, so "== False OR IS NULL" cannot be written here.
     is_unfragmented_tcp_or_udp = Column("ip_proto").is_in([IP_PROTO_TCP, IP_PROTO_UDP]) & (
         Column("is_fragment") == False  # noqa: E712 - builds a GX condition, not a Python test
     )

@@ -1,14 +1,15 @@
 """Run an expectation suite on a pandas or Spark DataFrame and summarise the result.
 
-Each call builds its own ephemeral Great Expectations context, adds a copy of
-the suite and one data source with a whole-DataFrame batch, runs the
-validation in two passes (a cheap pass/fail pass, then details for the
-failures only), and puts back whichever context was current before. The caller's
+Each call builds its own ephemeral Great Expectations context with a copy of
+the suite and one data source with a whole-DataFrame batch. It validates in two
+passes, a cheap pass/fail pass and then details for the failures only. At the
+end it puts back whichever context was current before. The caller's
 suite is never bound to a context, so the same suite object can be validated
 again, on either engine.
 
-Great Expectations keeps its current context in a process-wide variable, so
-calls are serialised with a lock; two threads that validate at once take turns.
+Great Expectations keeps its current context in a process-wide variable.
+Calls are therefore serialised with a lock, and two threads that validate at
+once take turns.
 """
 
 from __future__ import annotations
@@ -56,17 +57,22 @@ class ValidationOutcome:
         suite_name: Name of the suite that ran ("packets", "windows").
         success: True when every expectation passed.
         evaluated: Number of expectations evaluated.
-        failed: One dict per failed expectation, in the order GX reports them, with keys
-            ``expectation`` (the GX expectation type, e.g.
-            ``"expect_column_values_to_not_be_null"``), ``column`` (the column
-            checked, or None for table-level and multi-column expectations)
-            and ``details`` (JSON-able: unexpected count and percent, a sample
-            of unexpected values and of the row ids that hold them, the
-            observed value, the row condition, the columns of a multi-column
-            expectation, or the error message when the check raised).
+        failed: One dict per failed expectation, in the order GX reports them,
+            with these keys:
+
+            * ``expectation``: the GX expectation type, e.g.
+              ``"expect_column_values_to_not_be_null"``.
+            * ``column``: the column checked, or None for table-level and
+              multi-column expectations.
+            * ``details``: a JSON-able dict with whichever of these apply:
+              ``unexpected_count``, ``unexpected_percent``, ``observed_value``,
+              ``sample`` (unexpected values), ``rows`` (the row ids and value
+              of each sampled row), ``columns`` (of a multi-column
+              expectation), ``condition`` (the row condition) and
+              ``exception`` (the error message when the check raised).
         result: The Great Expectations validation result as a JSON-able dict.
-            Passed expectations carry only their success flag; failed ones
-            carry the detailed result of the second pass.
+            Passed expectations carry only their success flag, and failed
+            ones carry the detailed result of the second pass.
     """
 
     suite_name: str
@@ -79,8 +85,8 @@ class ValidationOutcome:
 def validate_dataframe(df: Any, suite: gx.ExpectationSuite) -> ValidationOutcome:
     """Validate a DataFrame against a suite, choosing the engine from the DataFrame's type.
 
-    The suite runs twice at most. The first pass asks only whether each
-    expectation holds, which Spark answers with a few aggregate jobs. When
+    The suite runs twice at most. The first pass checks only whether each
+    expectation is met, which Spark computes with a few aggregate jobs. When
     some fail, a second pass reruns only those and collects unexpected values
     and the ids of the rows that hold them.
 
@@ -149,8 +155,8 @@ def _engine_for(df: Any) -> str:
 
 def _detail_result_format(df: Any, suite: gx.ExpectationSuite) -> dict:
     """Ask for unexpected values, with row ids from the suite's meta where df has those columns."""
-    wanted = (suite.meta or {}).get("row_id_columns") or []
-    present = [column for column in wanted if column in df.columns]
+    requested = (suite.meta or {}).get("row_id_columns") or []
+    present = [column for column in requested if column in df.columns]
 
     result_format: dict = {
         "result_format": "SUMMARY",
@@ -158,7 +164,7 @@ def _detail_result_format(df: Any, suite: gx.ExpectationSuite) -> dict:
     }
     # GX raises on every expectation when a listed id column is missing, so the
     # ids are requested only when df has all of them.
-    if present and len(present) == len(wanted):
+    if present and len(present) == len(requested):
         result_format["unexpected_index_column_names"] = present
     return result_format
 
@@ -302,7 +308,7 @@ def _describe_failure(expectation_result: ExpectationValidationResult) -> dict:
     return {
         "expectation": configuration.get("type"),
         "column": kwargs.get("column"),
-        # Row ids from pandas keep numpy scalars, which json.dumps rejects.
+        # Row ids from pandas can be numpy integers, which json.dumps rejects.
         "details": convert_to_json_serializable(details),
     }
 

@@ -1,9 +1,9 @@
 """The "windows" suite: checks on the float tensor that the autoencoders train on.
 
-A window set is a tensor of shape ``[windows, steps, features]``, not a table, so
-``window_summary_frame`` reduces it to one row per window and the suite checks
-that frame: every window has the expected shape, only finite values, and values
-inside the scaler's output range.
+A window set is a tensor of shape ``[windows, steps, features]``, not a table.
+``window_summary_frame`` reduces it to one row per window, and the suite checks
+that frame. Every window must have the expected shape, only finite values, and
+values inside the scaler's output range.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ WINDOW_SUMMARY_COLUMNS: list[str] = [
     "non_finite",
 ]
 
-# Windows summarised per step of window_summary_frame; bounds the temporary
-# arrays to about this many windows' worth of values.
+# Windows summarised at a time by window_summary_frame. The temporary arrays
+# hold about this many windows' worth of float64 values.
 _SUMMARY_CHUNK_WINDOWS = 4096
 
 
@@ -39,12 +39,15 @@ def window_summary_frame(windows: np.ndarray) -> pd.DataFrame:
             normally float32 after encoding and scaling.
 
     Returns:
-        One row per window, in tensor order, with columns ``window_index``
-        (int64, position in the tensor), ``steps`` and ``features`` (int64, the
-        tensor's second and third dimensions), ``min_value`` and ``max_value``
-        (float64, over the window's finite values, NaN when it has none) and
-        ``non_finite`` (int64, count of NaN and infinite values). A tensor with
-        no windows gives an empty frame with these columns.
+        One row per window, in tensor order, with these columns:
+
+        * ``window_index`` (int64): position in the tensor.
+        * ``steps`` and ``features`` (int64): the tensor's second and third dimensions.
+        * ``min_value`` and ``max_value`` (float64): over the window's finite
+          values, NaN when it has none.
+        * ``non_finite`` (int64): count of NaN and infinite values.
+
+        A tensor with no windows gives an empty frame with these columns.
 
     Raises:
         ValueError: If ``windows`` is not three-dimensional.

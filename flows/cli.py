@@ -86,9 +86,142 @@ def demo(
     _print_outcome(settings, manifest)
 
 
+@app.command()
+def score(
+    capture: str = typer.Argument(..., help="Capture to score: a key in the store, or a local file that is uploaded first"),
+    labels: Optional[str] = typer.Option(None, help="Labels CSV (key or local file) for precision, recall and F1"),
+    storage_url: Optional[str] = typer.Option(None, help="file://FOLDER, s3://BUCKET or s3://BUCKET/PREFIX (env NETAE_STORAGE_URL)"),
+    pseudonymize: Optional[bool] = typer.Option(
+        None, "--pseudonymize/--no-pseudonymize",
+        help="Show IP and MAC addresses as keyed pseudonyms; the key comes from NETAE_PSEUDONYM_KEY (env NETAE_PSEUDONYMIZE)",
+    ),
+    top: Optional[int] = typer.Option(None, help="Flagged windows listed per model (env NETAE_TOP_FLAGGED_WINDOWS)"),
+    spark_master: Optional[str] = typer.Option(None, help="Spark master URL (env NETAE_SPARK_MASTER)"),
+) -> None:
+    """Score one capture with the champion models and write the analyst report."""
+    from flows.score import ScoreSettings, score as score_flow
+
+    values = {"storage_url": storage_url, "pseudonymize": pseudonymize, "top_flagged_windows": top, "spark_master": spark_master}
+    settings = ScoreSettings(**{name: value for name, value in values.items() if value is not None})
+    with FlowProgress("score") as progress:
+        summary = score_flow(capture=capture, labels=labels, settings=settings)
+        progress.finish()
+    store = settings.open_store()
+    typer.echo(f"run id: {summary['run_id']}")
+    for kind, windows in summary["windows"].items():
+        typer.echo(f"{kind}: {summary['flagged_windows'][kind]} of {windows} windows above the threshold {summary['thresholds'][kind]:.6g}")
+    if summary["display_filter"]:
+        typer.echo(f"display filter: {summary['display_filter']}")
+    if summary["export"]:
+        typer.echo(f"flagged frames: {store.location(summary['export'])}")
+    typer.echo(f"report: {store.location(summary['report'])}")
+
+
+@app.command()
+def up(
+    port: int = typer.Option(4200, min=1, max=65535, help="TCP port of the Prefect server and its UI"),
+    host: str = typer.Option("127.0.0.1", help="Address the server listens on; 127.0.0.1 keeps it local"),
+) -> None:
+    """Start a Prefect server with its UI in the background and wait until it is healthy."""
+    from flows.stack import StackError, start_server, state_dir
+
+    try:
+        info = start_server(state_dir(), host=host, port=port)
+    except StackError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Prefect server and UI at {info.url} (pid {info.pid}, log {info.log_path})")
+    typer.echo("Point netae and the prefect command at it with:")
+    typer.echo(f"export PREFECT_API_URL={info.api_url}")
+
+
+@app.command()
+def down() -> None:
+    """Stop `netae serve`, then the Prefect server that `netae up` started, each by its recorded pid."""
+    from flows.stack import state_dir, stop_server, stop_serving
+
+    state = state_dir()
+    serving_pid = stop_serving(state)
+    if serving_pid is not None:
+        typer.echo(f"stopped the serving process (pid {serving_pid})")
+    server = stop_server(state)
+    if server is None:
+        typer.echo(f"no Prefect server recorded in {state}; nothing else to stop")
+    else:
+        typer.echo(f"stopped the Prefect server at {server.url} (pid {server.pid})")
+
+
+@app.command()
+def serve(
+    limit: Optional[int] = typer.Option(None, min=1, help="Flow runs this process executes at once [default: no limit]"),
+) -> None:
+    """Serve the nightly retrain and the ad hoc score deployments until stopped (Ctrl-C or SIGTERM).
+
+    Uses PREFECT_API_URL, or else the server that `netae up` started. Every NETAE_*
+    variable set here applies to the runs it executes.
+    """
+    import os
+
+    from flows.stack import read_server, server_is_healthy, state_dir
+
+    state = state_dir()
+    api_url = os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        recorded = read_server(state)
+        if recorded is None or not server_is_healthy(recorded.api_url):
+            typer.echo(
+                "error: serving needs a Prefect server: start one with `netae up`, "
+                "or export PREFECT_API_URL=http://HOST:PORT/api for an existing one",
+                err=True,
+            )
+            raise typer.Exit(2)
+        # Set before Prefect is imported, which reads its settings once at import.
+        api_url = os.environ["PREFECT_API_URL"] = recorded.api_url
+    elif not server_is_healthy(api_url):
+        typer.echo(f"warning: {api_url}/health did not return true; serving anyway", err=True)
+
+    from flows.deployments import serve_deployments
+
+    settings = NetaeSettings()
+    typer.echo(f"serving against {api_url}; retrain/nightly runs on cron {settings.retrain_cron!r} ({settings.timezone})")
+    serve_deployments(settings, state, limit=limit)
+
+
+@app.command()
+def mix(
+    background: Path = typer.Argument(..., help="Benign capture (pcap or pcapng, optionally gzip) to inject into"),
+    attack: Path = typer.Argument(..., help="Attack capture whose every frame is injected and labelled anomalous"),
+    offset: float = typer.Option(..., min=0.0, help="Seconds from the background's first frame to the attack's first frame"),
+    out: Path = typer.Option(..., help="pcapng file to write; its labels go to OUT.labels.csv beside it"),
+    remap: str = typer.Option("auto", help="auto (attack hosts onto the background's most active hosts), none, or an address map CSV (attack_addr,background_addr)"),
+    attack_name: Optional[str] = typer.Option(None, help="Attack name in the labels file [default: the attack file's name]"),
+) -> None:
+    """Inject an attack capture into a benign one: a time-ordered pcapng plus its labels file."""
+    from flows.mixing import MixError, mix_captures
+
+    for path, hint in ((background, "BACKGROUND"), (attack, "ATTACK")):
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} is not a file", param_hint=hint)
+    if remap not in ("auto", "none") and not Path(remap).is_file():
+        raise typer.BadParameter(f"{remap!r} is neither auto, none nor an address map file", param_hint="--remap")
+    try:
+        result = mix_captures(background, attack, out, offset_s=offset, remap=remap, attack_name=attack_name)
+    except MixError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {result.capture_path}: {result.frames} frames, {result.injected_frames} injected "
+               f"in {len(result.ranges)} range(s)")
+    typer.echo(f"labels: {result.labels_path}")
+    for source, target in result.address_map.items():
+        typer.echo(f"remapped {source} -> {target}")
+
+
 def _print_outcome(settings: NetaeSettings, manifest: dict) -> None:
     store = settings.open_store()
     typer.echo(f"run id: {manifest['run_id']}")
+    if manifest.get("skipped"):
+        typer.echo(f"skipped: {manifest['skipped']}")
+        return
     for item in manifest["set_aside"]:
         typer.echo(f"set aside: {item['key']}: {item['reason']}")
     for kind, values in manifest["metrics"].items():

@@ -17,8 +17,8 @@ An entry moves through two states:
   inputs. A later run skips the capture for as long as its ETag stays the same.
 
 A capture stored again under the same key gets a new ETag, so the next run
-decodes it again; its lake partition is then replaced, not duplicated. The same
-holds for its labels file (added, replaced or removed), because labels are
+decodes it again. Its lake partition is then replaced, not duplicated. A labels
+file that is added, replaced or removed has the same effect, because labels are
 applied while decoding.
 
 What a run trains on: the captures that are new or changed since the last
@@ -60,7 +60,7 @@ class LedgerError(ValueError):
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """What the ledger stores about one capture key.
+    """The ledger's record of one capture key.
 
     Attributes:
         key: the capture's object key.
@@ -139,7 +139,7 @@ class CaptureIntake:
         new: captures never consumed, or stored again with a new ETag; this run
             decodes them.
         resumed: captures that an earlier run decoded (or set aside) with the
-            same ETag but never published, because it failed; this run takes
+            same ETag but never published, because it failed. This run takes
             their statuses and lake partitions as they are.
         history: captures that published runs consumed, whose packet table
             partitions are still in the lake; training reads them again.
@@ -265,7 +265,7 @@ def record_published(store: ObjectStore, statuses: list[CaptureStatus], run_id: 
     """Mark the captures of a published run as ``consumed`` or ``set_aside``.
 
     Call it after the run manifest is written. Every status must have a
-    ``pending`` entry from ``record_decoded``, which holds the ETag.
+    ``pending`` entry from ``record_decoded``, which contains the ETag.
 
     Raises:
         LedgerError: when a capture has no ledger entry.

@@ -1,8 +1,8 @@
 """Inject the frames of an attack capture into a benign background capture.
 
 ``mix_captures`` shifts the attack so that its first frame lands ``offset_s``
-seconds after the background's first frame, merges both in time order, and
-writes one pcapng file plus a labels file (``<stem>.labels.csv``) that marks
+seconds after the background's first frame, and merges both in time order. It
+writes one pcapng file and a labels file (``<stem>.labels.csv``) that marks
 exactly the injected frames as anomalous, with the attack's name.
 
 With address remapping (the default), the attack's IP addresses are rewritten
@@ -57,7 +57,6 @@ PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", 1),
 }
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-REMAP_CHOICES = ("auto", "none")
 
 
 class MixError(ValueError):
@@ -83,7 +82,7 @@ class Frame:
 
 @dataclass
 class MixResult:
-    """What ``mix_captures`` wrote.
+    """The files and counts that ``mix_captures`` wrote.
 
     Attributes:
         capture_path: the mixed pcapng file.
@@ -93,6 +92,7 @@ class MixResult:
         ranges: inclusive 1-based frame ranges of the injected frames.
         address_map: attack address -> background address, as strings.
         checksums_recomputed: injected frames whose checksums were recomputed.
+        attack_start_ns: timestamp of the first injected frame in the output.
     """
 
     capture_path: Path
@@ -102,6 +102,7 @@ class MixResult:
     ranges: list[tuple[int, int]]
     address_map: dict[str, str] = field(default_factory=dict)
     checksums_recomputed: int = 0
+    attack_start_ns: int = 0
 
 
 # Reading captures -------------------------------------------------------------
@@ -237,8 +238,8 @@ def _network_offset(frame: Frame) -> tuple[int, int] | None:
             pos += 4
         return (pos, ethertype) if ethertype >= 0 else None
     if frame.link_type in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6) and data:
-        version = data[0] >> 4
-        return (0, ETHERTYPE_IPV4 if version == 4 else ETHERTYPE_IPV6 if version == 6 else -1)
+        ethertypes = {4: ETHERTYPE_IPV4, 6: ETHERTYPE_IPV6}
+        return 0, ethertypes.get(data[0] >> 4, -1)
     if frame.link_type == LINKTYPE_LINUX_SLL and len(data) >= 16:
         return 16, int.from_bytes(data[14:16], "big")
     if frame.link_type == LINKTYPE_LINUX_SLL2 and len(data) >= 20:
@@ -546,4 +547,5 @@ def mix_captures(
     address_map = {str(ipaddress.ip_address(source)): str(ipaddress.ip_address(target)) for source, target in mapping.items()}
     logger.info("Mixed %d attack frames into %d background frames: %s (%d labelled range(s), %d address(es) remapped)",
                 len(attack), len(background), out_path, len(ranges), len(address_map))
-    return MixResult(out_path, labels_path, len(frames), len(attack), ranges, address_map, recomputed)
+    return MixResult(out_path, labels_path, len(frames), len(attack), ranges, address_map, recomputed,
+                     min(frame.timestamp_ns for frame in shifted))

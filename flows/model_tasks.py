@@ -17,9 +17,11 @@ from flows import layout
 from flows.settings import NetaeSettings
 from models.artifacts import model_from_bytes, model_to_bytes
 from models.datasets import WindowReader, evaluation_windows, normal_windows_of
-from models.metrics import binary_metrics, flagged_share
+from models.baselines import evaluate_baselines
+from models.champion import PromotionDecision, decide_promotion, read_champion
+from models.metrics import binary_metrics, flagged_share, ranking_metrics
 from models.scoring import reconstruction_errors
-from models.thresholds import Threshold, mean_k_std
+from models.thresholds import Threshold, fit_threshold
 from models.training import TrainingConfig, train_autoencoder
 from spark_jobs.windows import WindowSet
 
@@ -57,7 +59,7 @@ def train_model(settings: NetaeSettings, kind: str, windows: WindowSet, run_id: 
 
 @task(name="calibrate-threshold", task_run_name="threshold-{kind}", cache_policy=NO_CACHE)
 def calibrate_threshold(settings: NetaeSettings, kind: str, windows: WindowSet, model_key: str) -> Threshold:
-    """Set the threshold at mean + k std of the error on normal validation windows.
+    """Set the threshold with ``settings.threshold_method`` on the error of normal validation windows.
 
     Falls back to the normal training windows, with a warning, when the
     validation split produced no window (very short captures).
@@ -70,10 +72,13 @@ def calibrate_threshold(settings: NetaeSettings, kind: str, windows: WindowSet, 
     if scores.size == 0:
         log.warning("No normal validation windows; calibrating %s on training windows, which biases the threshold low", kind)
         scores = reconstruction_errors(model, reader.iter_windows(normal_windows_of("train")))
-    threshold = mean_k_std(scores, k=settings.threshold_k)
+    threshold = fit_threshold(
+        settings.threshold_method, scores, k=settings.threshold_k,
+        target_false_alarm_rate=settings.target_false_alarm_rate, pot_initial_quantile=settings.pot_initial_quantile,
+    )
     store.put_json(model_key.rsplit("/", 1)[0] + "/threshold.json", threshold.to_json())
-    log.info("%s threshold %.6g (mean %.6g + %.1f x std %.6g over %d windows)", kind, threshold.value,
-             threshold.params["mean"], settings.threshold_k, threshold.params["std"], scores.size)
+    log.info("%s threshold %.6g by %s over %d normal windows: %s", kind, threshold.value, threshold.method,
+             scores.size, threshold.params)
     return threshold
 
 
@@ -96,14 +101,21 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
 
     labelled = metadata["label"].notna()
     if labelled.any():
-        metrics = binary_metrics(metadata.loc[labelled, "label"].to_numpy(), flagged[labelled.to_numpy()])
+        truth = metadata.loc[labelled, "label"].to_numpy(int)
+        metrics = binary_metrics(truth, flagged[labelled.to_numpy()])
+        metrics.update(ranking_metrics(truth, scores[labelled.to_numpy()]))
         metrics["labelled_windows"] = int(labelled.sum())
     else:
         metrics = {"confusion": None}
     metrics["flagged_share"] = flagged_share(flagged)
     metrics["evaluated_windows"] = int(len(metadata))
+    metrics["threshold_method"] = threshold.method
 
     folder = model_key.rsplit("/", 1)[0] + "/"
+    if settings.run_baselines:
+        metrics["baselines"] = run_baselines(settings, windows, model_key)
+    decision = compare_with_champion(settings, kind, windows, model_key, metrics.get("pr_auc"))
+    metrics["promotion"] = decision.to_json()
     buffer = io.BytesIO()
     metadata.to_parquet(buffer, index=False)
     store.put_bytes(folder + "evaluation.parquet", buffer.getvalue())
@@ -123,3 +135,88 @@ def load_evaluation(settings: NetaeSettings, model_key: str) -> pd.DataFrame:
 def scores_array(frame: pd.DataFrame) -> np.ndarray:
     """Return the score column as float64, empty when the frame is."""
     return frame["score"].to_numpy(np.float64) if len(frame) else np.zeros(0)
+
+
+def run_baselines(settings: NetaeSettings, windows: WindowSet, model_key: str) -> dict:
+    """Return the baselines' metrics on the run's windows, fitting them once per run.
+
+    The first model kind to ask fits and stores them under
+    ``models/baselines/<run>/metrics.json``; later kinds read that file.
+    """
+    log = get_run_logger()
+    store = settings.open_store()
+    run_id = model_key.split("/")[2]
+    key = layout.model_prefix("baselines", run_id) + "metrics.json"
+    if store.exists(key):
+        return store.get_json(key)
+    results = evaluate_baselines(
+        _reader(settings, windows), threshold_method=settings.threshold_method, k=settings.threshold_k,
+        target_false_alarm_rate=settings.target_false_alarm_rate,
+        pot_initial_quantile=settings.pot_initial_quantile, seed=settings.seed,
+    )
+    store.put_json(key, results)
+    for kind, values in results.items():
+        log.info("Baseline %s: PR-AUC %s, F1 %s, flagged %.1f%%", kind, values.get("pr_auc"), values.get("f1"),
+                 100 * values["flagged_share"])
+    return results
+
+
+def champion_pr_auc(settings: NetaeSettings, pointer: dict, windows: WindowSet, run_id: str) -> float | None:
+    """Score the champion on this run's evaluation windows, cut with the champion's own preprocessing.
+
+    The same frames, split the same way, are windowed with the champion's saved
+    preprocessing state, so both models are compared on one evaluation set
+    even when their encoders and scalers differ. Returns None without labels
+    of both classes.
+    """
+    from flows.spark import spark_for
+    from spark_jobs.extract_packets import read_packet_table
+    from spark_jobs.features import Preprocessing
+    from spark_jobs.windows import assign_splits, build_windows, feature_rows
+
+    store = settings.open_store()
+    state = Preprocessing.from_json(store.get_json(pointer["prefix"] + "preprocessing.json"))
+    model = model_from_bytes(store.get_bytes(pointer["prefix"] + "model.keras"))
+    spark = spark_for(settings)
+    packets = read_packet_table(spark, store, output_prefix=layout.PACKETS_PREFIX, capture_ids=sorted(windows.frames_per_capture))
+    split = assign_splits(packets, train_fraction=settings.train_fraction, validation_fraction=settings.validation_fraction).cache()
+    rows = feature_rows(split, state.feature_set).cache()
+    try:
+        prefix = f"{layout.windows_prefix(run_id)}champion-{pointer['kind']}-{pointer['version']}/"
+        champion_windows = build_windows(spark, split, state, store, output_prefix=prefix, rows=rows)
+    finally:
+        rows.unpersist()
+        split.unpersist()
+    reader = WindowReader(store, champion_windows.parts, steps=champion_windows.steps, features=champion_windows.features)
+    labels = reader.metadata(evaluation_windows)["label"]
+    scores = reconstruction_errors(model, reader.iter_windows(evaluation_windows))
+    labelled = labels.notna().to_numpy()
+    return ranking_metrics(labels[labelled].to_numpy(int), scores[labelled])["pr_auc"]
+
+
+def compare_with_champion(
+    settings: NetaeSettings, kind: str, windows: WindowSet, model_key: str, challenger_pr_auc: float | None
+) -> PromotionDecision:
+    """Decide whether the model at ``model_key`` replaces the champion of ``kind``; stores the decision.
+
+    The decision lands in ``promotion.json`` beside the model; ``publish`` moves
+    the champion pointer only when it promotes.
+    """
+    log = get_run_logger()
+    store = settings.open_store()
+    run_id = model_key.split("/")[2]
+    pointer = read_champion(store, layout.champion_key(kind))
+    champion_score = None
+    if pointer is not None and challenger_pr_auc is not None:
+        try:
+            champion_score = champion_pr_auc(settings, pointer, windows, run_id)
+        except (ValueError, KeyError, OSError) as error:
+            log.warning("Champion %s version %s could not be scored on run %s: %s", kind, pointer.get("version"), run_id, error)
+    decision = decide_promotion(
+        kind, challenger_version=run_id, challenger_pr_auc=challenger_pr_auc,
+        champion_version=pointer["version"] if pointer else None, champion_pr_auc=champion_score,
+        margin=settings.promotion_margin,
+    )
+    store.put_json(model_key.rsplit("/", 1)[0] + "/promotion.json", decision.to_json())
+    log.info("%s %s: %s", kind, "promoted" if decision.promote else "not promoted", decision.reason)
+    return decision

@@ -15,6 +15,7 @@ from flows.ledger import LEDGER_KEY, record_published
 from flows.model_tasks import load_evaluation, scores_array
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
+from models.champion import PromotionDecision, apply_decision
 from models.thresholds import Threshold
 from reports import CaptureEntry, ModelSection, ReportInputs, render_report
 from spark_jobs.extract_packets import CaptureStatus, read_packet_table
@@ -55,7 +56,7 @@ def write_report(
                 window_start_ns=evaluation["start_ns"].to_numpy("int64") if len(evaluation) else scores_array(evaluation).astype("int64"),
                 window_scores=scores_array(evaluation),
                 window_labels=evaluation["label"].to_numpy("int64") if labelled else None,
-                metrics={name: value for name, value in metrics[kind].items() if isinstance(value, (int, float))},
+                metrics=report_metrics(metrics[kind]),
                 confusion=metrics[kind].get("confusion"),
                 training_history=store.get_json(folder + "history.json"),
             )
@@ -121,7 +122,12 @@ def publish(
     history: list[CaptureStatus] | None = None,
     capture_etags: dict[str, str] | None = None,
 ) -> dict:
-    """Complete each model version, move the champion pointers to it, and write the run manifest.
+    """Complete each model version, move the champion pointers it earned, and write the run manifest.
+
+    A champion pointer moves only when the version's promotion decision
+    promotes it. That decision is ``promotion`` in the model's metrics, made by
+    ``flows.model_tasks.compare_with_champion``. The manifest's ``champion``
+    records every decision with both scores.
 
     Order matters for readers: every file of a version, then its
     ``manifest.json``, then the champion pointer, then the run manifest, then
@@ -142,17 +148,27 @@ def publish(
     fingerprint = training_fingerprint(statuses + history, etags, state, window_counts)
     published_utc = datetime.now(timezone.utc).isoformat()
 
-    for kind, model_key in model_keys.items():
+    # Every version is completed before any pointer moves, so a storage failure
+    # part-way leaves all champions as they were. A retry of this task rewrites
+    # the same objects, and a manifest left by a failed attempt is not listed
+    # among the version's files.
+    for kind in model_keys:
         prefix = layout.model_prefix(kind, run_id)
         store.put_json(prefix + "preprocessing.json", state.to_json())
         store.put_json(prefix + "fingerprint.json", fingerprint)
-        files = [key[len(prefix):] for key in store.iter_keys(prefix)]
+        files = [key[len(prefix):] for key in store.iter_keys(prefix) if key != prefix + "manifest.json"]
         missing = [name for name in layout.MODEL_FILES if name not in files]
         if missing:
             raise RuntimeError(f"model {kind} version {run_id} is incomplete, missing {missing}; not publishing it")
         store.put_json(prefix + "manifest.json", {"kind": kind, "version": run_id, "files": files, "published_utc": published_utc})
-        store.put_json(layout.champion_key(kind), {"kind": kind, "version": run_id, "prefix": prefix, "published_utc": published_utc})
-        log.info("Champion %s -> version %s", kind, run_id)
+
+    decisions: dict[str, dict] = {}
+    for kind in model_keys:
+        prefix = layout.model_prefix(kind, run_id)
+        decision = promotion_decision(kind, run_id, metrics[kind])
+        decisions[kind] = decision.to_json()
+        apply_decision(store, layout.champion_key(kind), decision, prefix=prefix)
+        log.info("Champion %s: %s (%s)", kind, f"version {run_id}" if decision.promote else "unchanged", decision.reason)
 
     manifest = {
         "run_id": run_id,
@@ -168,6 +184,8 @@ def publish(
         "report": report_key,
         "validations": [item["key"] for item in validations],
         "metrics": metrics,
+        "baselines": next((values["baselines"] for values in metrics.values() if "baselines" in values), {}),
+        "champion": decisions,
     }
     store.put_json(layout.run_manifest_key(run_id), manifest)
     record_published(store, statuses, run_id)
@@ -181,6 +199,30 @@ def publish(
     return manifest
 
 
+def promotion_decision(kind: str, run_id: str, metrics: dict) -> PromotionDecision:
+    """Return the promotion decision stored in a model's metrics, or a promotion when it has none."""
+    document = metrics.get("promotion")
+    if document is None:
+        return PromotionDecision(kind=kind, promote=True, reason="no promotion decision was recorded; promoted unchecked",
+                                 challenger_version=run_id, champion_version=None, challenger_pr_auc=metrics.get("pr_auc"),
+                                 champion_pr_auc=None, margin=0.0)
+    return PromotionDecision(**document)
+
+
+def report_metrics(metrics: dict) -> dict[str, float]:
+    """Return the numeric metrics of one model for the report, with the champion comparison as numbers."""
+    values = {name: value for name, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    promotion = metrics.get("promotion")
+    if promotion is not None:
+        values["promoted"] = 1.0 if promotion["promote"] else 0.0
+        if promotion.get("champion_pr_auc") is not None:
+            values["champion_pr_auc"] = promotion["champion_pr_auc"]
+    for kind, baseline in metrics.get("baselines", {}).items():
+        if baseline.get("pr_auc") is not None:
+            values[f"{kind}_pr_auc"] = baseline["pr_auc"]
+    return values
+
+
 def metrics_markdown(run_id: str, metrics: dict[str, dict], report_location: str, set_aside: list[dict]) -> str:
     """Return the markdown summary published as a Prefect artifact."""
     lines = [
@@ -188,12 +230,19 @@ def metrics_markdown(run_id: str, metrics: dict[str, dict], report_location: str
         "",
         "Anomaly is the positive class.",
         "",
-        "| model | accuracy | precision | recall | F1 | flagged share | windows |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | accuracy | precision | recall | F1 | PR-AUC | flagged share | windows |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for kind, values in metrics.items():
-        cells = [f"{values[name]:.3f}" if name in values else "n/a" for name in ("accuracy", "precision", "recall", "f1")]
+    rows = dict(metrics)
+    rows.update(next((values["baselines"] for values in metrics.values() if "baselines" in values), {}))
+    for kind, values in rows.items():
+        names = ("accuracy", "precision", "recall", "f1", "pr_auc")
+        cells = [f"{values[name]:.3f}" if values.get(name) is not None else "n/a" for name in names]
         lines.append(f"| {kind} | {' | '.join(cells)} | {values['flagged_share']:.3f} | {values['evaluated_windows']} |")
+    decisions = [(kind, values["promotion"]) for kind, values in metrics.items() if "promotion" in values]
+    if decisions:
+        lines += ["", "Champion decisions:"]
+        lines += [f"- {kind}: {'promoted' if item['promote'] else 'not promoted'}, {item['reason']}" for kind, item in decisions]
     lines += ["", f"Report: `{report_location}`"]
     if set_aside:
         lines += ["", "Set aside:"] + [f"- `{item['key']}`: {item['reason']}" for item in set_aside]

@@ -21,14 +21,14 @@ class NoUsableCaptureError(RuntimeError):
 def retrain(settings: NetaeSettings | None = None, run_id: str | None = None) -> dict:
     """Decode the captures, train both autoencoders, calibrate, evaluate, report and publish.
 
+    Only captures that are new or changed since the last published run are
+    decoded (see ``flows/ledger.py``). Training also reads the lake partitions
+    of captures that earlier runs consumed, unless ``train_on_lake_history`` is
+    off. When no capture is new, the run logs so and returns without training.
+
     Args:
         settings: run settings; read from ``NETAE_*`` variables when omitted.
         run_id: id of this run; a new time-based id when omitted.
-
-    Only captures that are new or changed since the last published run are
-    decoded (see ``flows/ledger.py``); training also reads the lake partitions
-    of captures that earlier runs consumed, unless ``train_on_lake_history`` is
-    off. When no capture is new, the run logs so and returns without training.
 
     Returns:
         The run manifest that was published (run id, captures, models, report),

@@ -92,6 +92,24 @@ class NetaeSettings(BaseSettings):
     drift_ks_max: float = Field(
         0.2, gt=0.0, le=1.0, description="Binned Kolmogorov-Smirnov distance above which a feature counts as drifted."
     )
+    threshold_method: Literal["mean_k_std", "quantile", "pot"] = Field(
+        "mean_k_std",
+        description="How thresholds are set on normal validation windows: mean + k std, an empirical quantile, "
+        "or peaks over threshold (generalised Pareto tail).",
+    )
+    target_false_alarm_rate: float = Field(
+        0.01, gt=0.0, lt=0.5, description="Share of normal windows the quantile and pot thresholds may flag."
+    )
+    pot_initial_quantile: float = Field(
+        0.8, gt=0.5, lt=1.0, description="Quantile of normal validation scores above which pot fits its tail."
+    )
+    promotion_margin: float = Field(
+        0.02, ge=0.0, le=1.0,
+        description="Largest PR-AUC loss against the champion on the same windows that still promotes a new model.",
+    )
+    run_baselines: bool = Field(
+        True, description="Also fit IsolationForest and the z-score baseline and report them beside the autoencoders."
+    )
 
     @field_validator("retrain_cron")
     @classmethod

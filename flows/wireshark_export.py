@@ -51,7 +51,7 @@ WRITER_NAME = "netae"
 
 @dataclass(frozen=True)
 class CapturedFrame:
-    """One frame of a capture with its bytes, as a pcap or pcapng record holds it.
+    """One frame of a capture with its bytes, as a pcap or pcapng record stores it.
 
     Attributes:
         frame_number: 1-based number in file order, as Wireshark numbers it.
@@ -71,7 +71,7 @@ class CapturedFrame:
 def read_frames(source: str | os.PathLike | BinaryIO, frame_numbers: Iterable[int], *, name: str | None = None) -> Iterator[CapturedFrame]:
     """Yield the frames of ``source`` whose numbers are in ``frame_numbers``, in file order.
 
-    Reading stops after the highest wanted frame, so an export from the start of a
+    Reading stops after the highest requested frame, so an export from the start of a
     large capture does not read all of it.
 
     Args:
@@ -81,13 +81,13 @@ def read_frames(source: str | os.PathLike | BinaryIO, frame_numbers: Iterable[in
 
     Raises:
         CaptureError: when the source is no pcap or pcapng file (a Wireshark CSV
-            export holds no frame bytes), or when it is damaged before the last
-            wanted frame.
+            export contains no frame bytes), or when it is damaged before the last
+            requested frame.
     """
-    wanted = set(int(number) for number in frame_numbers)
-    if not wanted:
+    requested = set(int(number) for number in frame_numbers)
+    if not requested:
         return
-    last_wanted = max(wanted)
+    last_requested = max(requested)
     if name is None:
         name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stream>"
 
@@ -101,7 +101,7 @@ def read_frames(source: str | os.PathLike | BinaryIO, frame_numbers: Iterable[in
         for chunk in reader.chunks():
             for index in range(len(chunk)):
                 frame_number += 1
-                if frame_number in wanted:
+                if frame_number in requested:
                     start = int(chunk.data_offset[index])
                     yield CapturedFrame(
                         frame_number=frame_number,
@@ -110,11 +110,11 @@ def read_frames(source: str | os.PathLike | BinaryIO, frame_numbers: Iterable[in
                         frame_len=int(chunk.frame_len[index]),
                         data=chunk.buf[start:start + int(chunk.cap_len[index])].tobytes(),
                     )
-                if frame_number >= last_wanted:
+                if frame_number >= last_requested:
                     return
         if reader.error is not None:
             raise reader.error
-        logger.warning("%s ends after frame %d; frames up to %d were wanted", name, frame_number, last_wanted)
+        logger.warning("%s ends after frame %d, but frames up to %d were requested", name, frame_number, last_requested)
     finally:
         opened.close()
 
@@ -131,7 +131,7 @@ def _open_reader(stream: ByteStream, name: str) -> PcapReader | PcapngReader:
         name,
         f"Frames can only be exported from a pcap or pcapng capture; this one starts with bytes {magic.hex(' ')}.",
         byte_offset=0,
-        action="A Wireshark CSV export holds no frame bytes: export the flagged frames from the original capture "
+        action="A Wireshark CSV export contains no frame bytes: export the flagged frames from the original capture "
         "with the display filter instead.",
     )
 

@@ -27,6 +27,11 @@ fi
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   packages+=(python3-venv)
 fi
+# Headless Chromium renders the HTML reports in tests/reports/test_browser_render.py,
+# which skips without it.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  packages+=(CHROMIUM)
+fi
 
 if [ "${#packages[@]}" -gt 0 ]; then
   log "installing system packages: ${packages[*]}"
@@ -38,6 +43,9 @@ if [ "${#packages[@]}" -gt 0 ]; then
       for candidate in openjdk-17-jre-headless openjdk-21-jre-headless default-jre-headless; do
         if apt_candidate "$candidate"; then resolved+=("$candidate"); break; fi
       done
+    elif [ "$package" = CHROMIUM ]; then
+      # Debian has a chromium package; where apt has none (Ubuntu packages it as a snap), the test skips.
+      if apt_candidate chromium; then resolved+=(chromium); else log "no chromium package; the browser test will skip"; fi
     else
       resolved+=("$package")
     fi

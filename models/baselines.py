@@ -146,3 +146,69 @@ def build_baseline(kind: str, *, seed: int = 42) -> IsolationForestDetector | ZS
     if kind == "zscore":
         return ZScoreDetector()
     raise ValueError(f"unknown baseline {kind!r}; expected one of {', '.join(BASELINE_KINDS)}")
+
+
+def evaluate_baselines(
+    reader,
+    *,
+    threshold_method: str,
+    k: float = 3.0,
+    target_false_alarm_rate: float = 0.01,
+    pot_initial_quantile: float = 0.8,
+    seed: int = 42,
+) -> dict[str, dict]:
+    """Fit every baseline on a window set and measure it like the autoencoders.
+
+    Each baseline is fitted on normal training windows, its threshold is set by
+    ``threshold_method`` on normal validation windows (normal training windows
+    when there is no validation window), and it is scored on the evaluation
+    windows (``models.datasets.evaluation_windows``).
+
+    NOTE: the training and evaluation windows are held in memory at once,
+    because IsolationForest needs its whole input. Keep window sets for the
+    baselines to a few hundred thousand windows.
+
+    Args:
+        reader: a ``models.datasets.WindowReader`` over the run's windows.
+        threshold_method: one of ``models.thresholds.THRESHOLD_METHODS``.
+        k: k of ``mean_k_std``.
+        target_false_alarm_rate: target of ``quantile`` and ``pot``.
+        pot_initial_quantile: initial quantile of ``pot``.
+        seed: random state of IsolationForest.
+
+    Returns:
+        Per baseline kind: the threshold (``to_json``), and with labels of both
+        classes accuracy, precision, recall, F1, confusion, ROC-AUC and PR-AUC;
+        always ``flagged_share`` and ``evaluated_windows``.
+    """
+    from models.datasets import evaluation_windows, normal_windows_of
+    from models.metrics import binary_metrics, flagged_share, ranking_metrics
+    from models.thresholds import fit_threshold
+
+    training = stack_windows(reader.iter_windows(normal_windows_of("train")))
+    calibration = stack_windows(reader.iter_windows(normal_windows_of("validation")))
+    if len(calibration) == 0:
+        logger.warning("No normal validation windows; the baselines calibrate on training windows")
+        calibration = training
+    evaluation = stack_windows(reader.iter_windows(evaluation_windows))
+    labels = reader.metadata(evaluation_windows)["label"]
+
+    results: dict[str, dict] = {}
+    for kind in BASELINE_KINDS:
+        detector = build_baseline(kind, seed=seed).fit(training)
+        threshold = fit_threshold(
+            threshold_method, detector.score(calibration), k=k,
+            target_false_alarm_rate=target_false_alarm_rate, pot_initial_quantile=pot_initial_quantile,
+        )
+        scores = detector.score(evaluation)
+        flagged = threshold.flag(scores)
+        metrics: dict = {"threshold": threshold.to_json()}
+        labelled = labels.notna().to_numpy()
+        if labelled.any():
+            truth = labels[labelled].to_numpy(int)
+            metrics.update(binary_metrics(truth, flagged[labelled]))
+            metrics.update(ranking_metrics(truth, scores[labelled]))
+        metrics["flagged_share"] = flagged_share(flagged)
+        metrics["evaluated_windows"] = int(len(scores))
+        results[kind] = metrics
+    return results

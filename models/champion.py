@@ -3,8 +3,8 @@
 The rule compares PR-AUC (average precision of the window scores) on one fixed
 evaluation set, both models scored on the same windows: the challenger is
 promoted unless its PR-AUC is lower than the champion's by more than
-``margin``. Without labels, or without a champion, there is nothing to compare
-and the challenger is promoted; the decision says why.
+``margin``. Without labels, or without a champion, there is nothing to compare,
+so the challenger is promoted and the decision's ``reason`` states why.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def decide_promotion(
         )
     return decision(
         True,
-        f"PR-AUC {challenger_pr_auc:.4f} is within {margin} of, or above, champion {champion_version}'s {champion_pr_auc:.4f}",
+        f"PR-AUC {challenger_pr_auc:.4f} is no more than {margin} below champion {champion_version}'s {champion_pr_auc:.4f}",
     )
 
 

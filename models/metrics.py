@@ -57,7 +57,7 @@ def flagged_share(flagged: np.ndarray) -> float:
 def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     """Compute ROC-AUC and PR-AUC (average precision) of window scores.
 
-    Both read the scores alone, not a threshold: they say how well the score
+    Both read the scores alone, not a threshold: they measure how well the score
     ranks anomalous windows above normal ones. PR-AUC is the one to watch on
     imbalanced data, because its chance level is the share of anomalous windows,
     not 0.5.
@@ -111,9 +111,9 @@ def attack_windows(metadata: pd.DataFrame, span: AttackSpan) -> np.ndarray:
     """Return a mask of the anomalous windows that hold frames of ``span``.
 
     A window covers the frame numbers from ``first_frame`` to ``last_frame``.
-    NOTE: that is exact for captures stored in time order (every capture that
-    ``netae mix`` writes); where frames were stored out of time order a window
-    may hold frame numbers outside that range.
+    NOTE: this is exact for captures stored in time order, as ``netae mix``
+    writes them. Where frames were stored out of time order, a window may hold
+    frame numbers outside that range.
     """
     low = np.minimum(metadata["first_frame"].to_numpy(np.int64), metadata["last_frame"].to_numpy(np.int64))
     high = np.maximum(metadata["first_frame"].to_numpy(np.int64), metadata["last_frame"].to_numpy(np.int64))
@@ -127,10 +127,9 @@ def per_attack_metrics(metadata: pd.DataFrame, flagged: np.ndarray, spans: list[
     """Compute the recall and the detection delay of each named attack.
 
     Recall is the share of the attack's anomalous windows that are flagged. The
-    detection delay of one occurrence (one attack name in one capture) is the time
-    from its first frame to the end of its first flagged window, because a window
-    can be scored only once its last frame has arrived; it is 0 when that window
-    ended before the first frame's timestamp would suggest (ties in time).
+    detection delay of one occurrence (one attack name in one capture) runs from
+    its first frame to the end of its first flagged window, because a window can
+    be scored only once its last frame has arrived. It is clipped at 0.
 
     Args:
         metadata: window metadata (``capture_id``, ``first_frame``, ``last_frame``,

@@ -14,9 +14,9 @@ Three methods set the value from the scores of held-out normal windows:
 
 Test labels never enter calibration: ``calibration_scores`` keeps validation
 windows that are not labelled anomalous, so a threshold is the same whatever
-the test labels are. ``oracle_threshold`` reads labels by design and exists to
-show how far a label-free threshold is from the best one; it must never set a
-deployed threshold.
+the test labels are. ``oracle_threshold`` reads labels by design. It shows how
+far a label-free threshold is from the best one and must never set a deployed
+threshold.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 THRESHOLD_METHODS = ("mean_k_std", "quantile", "pot")
 ORACLE_METHOD = "oracle_best_f1"
 
-# Fewer excesses than this make the Pareto fit unstable; POT then falls back to
-# the empirical quantile and says so in its parameters.
+# Fewer excesses than this make the Pareto fit unstable, so POT then falls back
+# to the empirical quantile and records why in its parameters.
 POT_MIN_EXCESSES = 10
 
 
@@ -133,13 +133,13 @@ def peaks_over_threshold(
     normal_scores: np.ndarray,
     *,
     target_false_alarm_rate: float = 0.01,
-    initial_quantile: float = 0.9,
+    initial_quantile: float = 0.8,
 ) -> Threshold:
     """Set the threshold by fitting a generalised Pareto tail to normal-window scores.
 
-    Steps: take the initial threshold ``t`` at ``initial_quantile`` of the scores,
-    fit a generalised Pareto distribution (location 0) to the excesses
-    ``score - t`` of the scores above ``t``, then solve
+    Steps: take the initial threshold ``t`` at ``initial_quantile`` of the scores.
+    Fit a generalised Pareto distribution (location 0) to the excesses
+    ``score - t`` of the scores above ``t``. Then solve
     ``P(score > z) = (n_t / n) * (1 - F(z - t)) = rate`` for ``z``, where ``n_t`` is
     the number of excesses, ``n`` the number of scores and ``F`` the fitted
     distribution function.
@@ -200,7 +200,7 @@ def fit_threshold(
     *,
     k: float = 3.0,
     target_false_alarm_rate: float = 0.01,
-    pot_initial_quantile: float = 0.9,
+    pot_initial_quantile: float = 0.8,
 ) -> Threshold:
     """Calibrate a threshold of ``method`` on the scores of normal windows.
 

@@ -68,7 +68,7 @@ class LocalFolderStore(ObjectStore):
 
     @property
     def root(self) -> Path:
-        """Absolute path of the folder that holds the objects."""
+        """Absolute path of the folder that contains the objects."""
         return self._root
 
     @property

@@ -8,6 +8,7 @@ from typing import Any, BinaryIO
 
 from minio import Minio
 from minio.error import S3Error
+from urllib3.exceptions import HTTPError
 
 from objectstore.base import ObjectInfo, ObjectStore, StorageError, validate_key, validate_prefix
 
@@ -102,15 +103,29 @@ class S3Store(ObjectStore):
                         logger.info("Created bucket %s on %s", self._bucket, self._endpoint)
                 except S3Error as error:
                     raise StorageError(f"cannot use bucket {self._bucket!r}: {error.code}") from None
+                except HTTPError as error:
+                    raise self._unreachable("checking bucket", ".", error) from None
             self._client = client
         return self._client
 
     def _object_name(self, key: str) -> str:
         return self._prefix + validate_key(key)
 
+    def _where(self, key: str) -> str:
+        # Listing the whole store or checking the bucket passes "." for the root.
+        return self.url if key in ("", ".") else self.location(key)
+
     def _failure(self, action: str, key: str, error: Exception) -> StorageError:
         code = getattr(error, "code", type(error).__name__)
-        return StorageError(f"{action} {self.location(key)} failed: {code}")
+        return StorageError(f"{action} {self._where(key)} failed: {code}")
+
+    def _unreachable(self, action: str, key: str, error: HTTPError) -> StorageError:
+        # urllib3 (inside minio) already retried the request 5 times with backoff.
+        cause = getattr(error, "reason", None) or error
+        return StorageError(
+            f"{action} {self._where(key)} failed: the S3 endpoint {self._endpoint} did not answer "
+            f"({type(error).__name__}: {type(cause).__name__}); check that the server runs and is reachable"
+        )
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         try:
@@ -119,12 +134,16 @@ class S3Store(ObjectStore):
             )
         except S3Error as error:
             raise self._failure("writing", key, error) from None
+        except HTTPError as error:
+            raise self._unreachable("writing", key, error) from None
 
     def put_file(self, key: str, path: str, content_type: str = "application/octet-stream") -> None:
         try:
             self.client.fput_object(self._bucket, self._object_name(key), path, content_type=content_type)
         except S3Error as error:
             raise self._failure("writing", key, error) from None
+        except HTTPError as error:
+            raise self._unreachable("writing", key, error) from None
 
     def open_read(self, key: str) -> BinaryIO:
         try:
@@ -133,6 +152,8 @@ class S3Store(ObjectStore):
             if error.code in _MISSING_CODES:
                 raise StorageError(f"object not found: {self.location(key)}") from None
             raise self._failure("reading", key, error) from None
+        except HTTPError as error:
+            raise self._unreachable("reading", key, error) from None
         return io.BufferedReader(_ResponseStream(response), buffer_size=1 << 20)  # type: ignore[return-value]
 
     def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
@@ -148,6 +169,8 @@ class S3Store(ObjectStore):
             if error.code == "InvalidRange":
                 return io.BytesIO(b"")  # type: ignore[return-value]
             raise self._failure("reading", key, error) from None
+        except HTTPError as error:
+            raise self._unreachable("reading", key, error) from None
         return io.BufferedReader(_ResponseStream(response), buffer_size=1 << 20)  # type: ignore[return-value]
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
@@ -165,6 +188,8 @@ class S3Store(ObjectStore):
             ]
         except S3Error as error:
             raise self._failure("listing", prefix or ".", error) from None
+        except HTTPError as error:
+            raise self._unreachable("listing", prefix or ".", error) from None
         return sorted(infos, key=lambda info: info.key)
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -174,6 +199,8 @@ class S3Store(ObjectStore):
             if error.code in _MISSING_CODES:
                 return None
             raise self._failure("reading", key, error) from None
+        except HTTPError as error:
+            raise self._unreachable("reading", key, error) from None
         return ObjectInfo(key=key, size_bytes=int(item.size or 0), etag=(item.etag or "").strip('"'))
 
     def delete(self, key: str) -> None:
@@ -182,3 +209,5 @@ class S3Store(ObjectStore):
         except S3Error as error:
             if error.code not in _MISSING_CODES:
                 raise self._failure("deleting", key, error) from None
+        except HTTPError as error:
+            raise self._unreachable("deleting", key, error) from None

@@ -31,7 +31,8 @@ class FlaggedWindow:
 
     Attributes:
         kind: model kind that flagged it.
-        window_index: 0-based index of the window in time order.
+        window_index: 0-based index of the window in time order within its segment
+            (the capture, or one host in ``host`` window mode).
         score: the window's reconstruction MSE under that model.
         threshold: that model's threshold; ``score > threshold``.
         start_ns: capture time of the window's first frame, ns since the Unix epoch (UTC).
@@ -62,8 +63,8 @@ class ScoreReportInputs:
         created_utc: timezone-aware creation time, shown in UTC.
         capture_key: storage key of the scored capture.
         capture_frames: frames decoded from it.
-        window_length: frames per window, from the champions' preprocessing.
-        window_stride: frames between window starts.
+        window_length: rows per window, from the champions' preprocessing.
+        window_stride: rows between window starts.
         packets: packet table of the capture (``src_addr``, ``dst_addr``,
             ``frame_len``, ``timestamp_ns``, ``protocol``), possibly the first rows
             only, for the traffic plots and host summaries.
@@ -81,6 +82,7 @@ class ScoreReportInputs:
             bytes that could not be exported), as plain sentences.
         links: artifact name -> storage location, shown as text.
         pseudonymized: whether IP and MAC addresses were replaced by keyed pseudonyms.
+        row_unit: what one window row is, ``frame`` or ``flow`` (the feature set's unit).
     """
 
     title: str
@@ -101,6 +103,7 @@ class ScoreReportInputs:
     notes: list[str] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
     pseudonymized: bool = False
+    row_unit: str = "frame"
 
 
 def pseudonymize_inputs(inputs: ScoreReportInputs, pseudonymizer: Pseudonymizer) -> ScoreReportInputs:

@@ -1,10 +1,10 @@
 """The analyst's report of an ad hoc score run, as one self-contained HTML document.
 
 It shows the reconstruction error of every window over time with each champion's
-threshold, the top flagged windows with their time span, hosts, protocols and the
-features reconstructed worst, the frames of those windows with Wireshark's Info
-column, host and host-pair summaries, the traffic plots of the run report, and the
-Wireshark round trip (display filter and the exported pcapng).
+threshold. It lists the top flagged windows with their time span, hosts, protocols,
+the features reconstructed worst, and their frames with Wireshark's Info column.
+Host and host-pair summaries, the traffic plots of the run report, and the
+Wireshark round trip (display filter and the exported pcapng) follow.
 
 Like ``reports.render``: plots are base64 PNG data URIs, the template autoescapes
 every value, and a Content-Security-Policy meta tag blocks scripts and remote loads.
@@ -106,6 +106,7 @@ def render_score_report(inputs: ScoreReportInputs) -> str:
         "capture_frames": inputs.capture_frames,
         "window_length": inputs.window_length,
         "window_stride": inputs.window_stride,
+        "row_unit": inputs.row_unit,
         "pseudonymized": inputs.pseudonymized,
         "notes": inputs.notes,
         "metric_headings": [heading for _, heading in tables.METRIC_COLUMNS],

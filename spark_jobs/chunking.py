@@ -44,7 +44,7 @@ _MAGICS = {
 
 @dataclass(frozen=True)
 class PcapLayout:
-    """What a classic pcap header says about its records."""
+    """Record layout of a classic pcap, read from its file header."""
 
     byte_order: str
     ticks_per_second: int
@@ -116,7 +116,7 @@ def find_record_start(layout: PcapLayout, data: bytes, *, at_end_of_file: bool) 
 
 @dataclass
 class ChunkBoundary:
-    """Where one chunk's records start and end, and what its header walk found.
+    """Record boundaries of one chunk and the outcome of its header walk.
 
     ``ok`` is False when no record start was found or an impossible header was
     met; the driver then decodes the capture in one task.
@@ -180,7 +180,7 @@ def walk_chunk(
 class PrefixedRange(io.RawIOBase):
     """A pcap file header followed by a byte range of records, read as one stream.
 
-    The decoder sees a complete classic pcap whose records are the chunk's.
+    The decoder therefore reads a complete classic pcap whose records are the chunk's.
     """
 
     def __init__(self, header: bytes, body: BinaryIO) -> None:

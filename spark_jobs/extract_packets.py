@@ -66,7 +66,7 @@ _STATUS_SCHEMA = pa.schema(
 
 @dataclass
 class CaptureStatus:
-    """What decoding one capture produced.
+    """Outcome of decoding one capture.
 
     ``decoded`` is False when the capture was set aside: no frame could be read,
     or its labels file is invalid. ``error`` then gives the reason. A capture can

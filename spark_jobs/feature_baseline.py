@@ -69,7 +69,8 @@ def build_baseline(counts: np.ndarray, u_min: float, u_max: float) -> dict:
     if total:
         for step in range(1, BASELINE_BINS):
             cut = int(np.searchsorted(cumulative, step * total / BASELINE_BINS, side="left")) + 1
-            if cuts[-1] < cut < FINE_BINS:
+            # A cut after the last non-empty fine bin would only add an empty bin.
+            if cuts[-1] < cut < FINE_BINS and cumulative[cut - 1] < total:
                 cuts.append(cut)
     merged = np.add.reduceat(counts, cuts)
     shares = merged / total if total else np.zeros(len(merged))
@@ -93,15 +94,9 @@ def build_baseline(counts: np.ndarray, u_min: float, u_max: float) -> dict:
 
 def bin_shares(values: np.ndarray, baseline: dict) -> np.ndarray:
     """Return the share of ``values`` in each baseline bin: [below, merged bins..., above]."""
-    values = np.asarray(values, dtype=np.float64)
-    bins = len(baseline["proportions"])
-    if len(values) == 0:
-        return np.zeros(bins)
-    index = fine_bin_index(signed_log(values), baseline["u_min"], baseline["u_max"])
-    merged = np.searchsorted(np.asarray(baseline["cuts"]), index, side="right")
-    merged[index < 0] = 0
-    merged[index >= FINE_BINS] = bins - 1
-    return np.bincount(merged, minlength=bins) / len(values)
+    counts = bin_counts(values, baseline)
+    total = counts.sum()
+    return counts / total if total else counts.astype(np.float64)
 
 
 def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -124,3 +119,29 @@ def binned_ks_distance(expected: np.ndarray, actual: np.ndarray) -> float:
     """
     gap = np.cumsum(np.asarray(actual, dtype=np.float64)) - np.cumsum(np.asarray(expected, dtype=np.float64))
     return float(np.max(np.abs(gap))) if len(gap) else 0.0
+
+
+def bin_counts(values: np.ndarray, baseline: dict) -> np.ndarray:
+    """Count ``values`` per baseline bin: [below, merged bins..., above], as int64."""
+    values = np.asarray(values, dtype=np.float64)
+    bins = len(baseline["proportions"])
+    if len(values) == 0:
+        return np.zeros(bins, dtype=np.int64)
+    index = fine_bin_index(signed_log(values), baseline["u_min"], baseline["u_max"])
+    merged = np.searchsorted(np.asarray(baseline["cuts"]), index, side="right")
+    merged[index < 0] = 0
+    merged[index >= FINE_BINS] = bins - 1
+    return np.bincount(merged, minlength=bins).astype(np.int64)
+
+
+def baseline_of(values: np.ndarray) -> dict:
+    """Build the baseline document of values held in memory, as the Spark job does in two passes.
+
+    Raises:
+        ValueError: when ``values`` is empty.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        raise ValueError("values is empty: a baseline needs at least one training value")
+    u_min, u_max = float(signed_log(values.min())), float(signed_log(values.max()))
+    return build_baseline(fine_counts(values, u_min, u_max), u_min, u_max)

@@ -197,10 +197,10 @@ def feature_set(name: str) -> FeatureSet:
     return sets[name]
 
 
-def derive_rows(packets: pd.DataFrame, set_name: str) -> pd.DataFrame:
+def derive_rows(packets: pd.DataFrame, feature_set_name: str) -> pd.DataFrame:
     """Derive the feature rows of one group of packets, sorted by time, then frame number."""
     ordered = packets.sort_values(["timestamp_ns", "frame_number"], kind="stable").reset_index(drop=True)
-    return feature_set(set_name).derive(ordered)
+    return feature_set(feature_set_name).derive(ordered)
 
 
 def _check_choice(parameter: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -306,7 +306,7 @@ def fit_preprocessing(
     *,
     window_length: int,
     window_stride: int,
-    set_name: str = "paper",
+    feature_set_name: str = "paper",
     scaler: str = "minmax",
     out_of_range: str = "clip",
     window_mode: str = "capture",
@@ -326,7 +326,7 @@ def fit_preprocessing(
         category_counts: per categorical feature, row count per value.
         window_length: rows per window.
         window_stride: rows between window starts.
-        set_name: the feature set.
+        feature_set_name: the feature set.
         scaler: ``minmax`` or ``standard``.
         out_of_range: ``clip`` or ``flag``.
         window_mode: ``capture`` or ``host``.
@@ -338,7 +338,7 @@ def fit_preprocessing(
     Raises:
         ValueError: when a choice is not one of its allowed values.
     """
-    chosen = feature_set(set_name)
+    chosen = feature_set(feature_set_name)
     _check_choice("scaler", scaler, SCALERS)
     _check_choice("out_of_range", out_of_range, OUT_OF_RANGE_POLICIES)
     _check_choice("window_mode", window_mode, WINDOW_MODES)
@@ -407,13 +407,22 @@ def transform(rows: pd.DataFrame, state: Preprocessing) -> tuple[np.ndarray, dic
             ``paper`` set, packet-table rows are accepted too.
         state: fitted preprocessing state.
 
+    Raises:
+        ValueError: when ``rows`` lacks numeric features of a set other than ``paper``.
+
     Returns:
         A float32 array [rows, features], and counts of out-of-range values
         (``<feature>_out_of_range``) and unknown categories (``<feature>_unknown``),
         only for features with a non-zero count.
     """
-    if state.feature_set == "paper" and not set(state.numeric_features) <= set(rows.columns):
+    missing = [name for name in state.numeric_features if name not in rows.columns]
+    if missing and state.feature_set == "paper":
         rows = derive_paper_rows(rows)
+    elif missing:
+        raise ValueError(
+            f"rows lack the {state.feature_set} features {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
+            f"build them with derive_rows(packets, {state.feature_set!r}) first"
+        )
     columns = []
     counts: dict[str, int] = {}
 

@@ -7,7 +7,7 @@ validation or test frames. The initiator is the source of the flow's first
 frame; ``src2dst`` columns count frames sent by the initiator's address and
 port, ``dst2src`` columns the rest. Column names follow NFStream's.
 
-NOTE: TCP FIN and RST do not end a flow; only the idle timeout and the split
+NOTE: TCP FIN and RST do not end a flow. Only the idle timeout and the split
 boundary do, so a socket reused within the timeout continues the same flow.
 """
 

@@ -1,9 +1,9 @@
 """MAC and IP address columns as Arrow strings, formatted once per distinct address.
 
 A capture repeats the same few hundred addresses millions of times, so the
-columns are dictionary-built: every address becomes an int64 key, the keys of
-all four address columns are dictionary-encoded together by Arrow, each
-distinct key is formatted in Python, and Arrow's ``take`` expands the
+columns are built from a dictionary. Every address becomes an int64 key, and
+Arrow dictionary-encodes the keys of all four address columns together. Each
+distinct key is formatted once in Python, and Arrow's ``take`` expands the
 formatted strings.
 """
 
@@ -50,7 +50,7 @@ def ip_keys(
     ipv6 = (version == 6) & (pos >= 0)
     if ipv6.any():
         selected = np.nonzero(ipv6)[0]
-        rows = np.ascontiguousarray(frames.subset(selected).rows_of(pos[selected], 16))
+        rows = frames.subset(selected).rows_of(pos[selected], 16, checked=False)
         packed = rows.view(np.dtype((np.void, 16))).ravel()
         distinct, inverse = np.unique(packed, return_inverse=True)
         first_index = len(ipv6_table)

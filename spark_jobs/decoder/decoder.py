@@ -17,6 +17,7 @@ from spark_jobs.decoder.flow_names import FlowNames
 from spark_jobs.decoder.pcap import MAGICS as PCAP_MAGICS
 from spark_jobs.decoder.pcap import PcapReader
 from spark_jobs.decoder.pcapng import PcapngReader
+from spark_jobs.decoder.records import RecordChunk
 from spark_jobs.decoder.source import ByteStream, open_source
 from spark_jobs.decoder.wireshark_csv import WiresharkCsvReader, looks_like_wireshark_csv
 from spark_jobs.packet_schema import PACKET_SCHEMA
@@ -31,7 +32,7 @@ DEFAULT_BATCH_FRAMES = 65_536
 
 @dataclass
 class DecodeSummary:
-    """What one decoding pass found, filled in while ``batches()`` runs.
+    """Findings of one decoding pass, filled in while ``batches()`` runs.
 
     Attributes:
         capture_id: The capture id written into every row.
@@ -160,9 +161,10 @@ class CaptureDecoder:
         head = stream.buffer[stream.pos:stream.pos + DETECTION_BYTES]
         options = dict(first_frame_number=self._first_frame_number, batch_frames=self._batch_frames)
         if not head:
+            where = " after gzip decompression" if self.summary.compressed else ""
             self.summary.error = CaptureError(
                 self._name,
-                "The file is empty (0 bytes), so it holds no capture.",
+                f"The file is empty (0 bytes{where}), so it contains no capture.",
                 byte_offset=0,
                 action="Check that the upload or copy finished.",
             )
@@ -189,7 +191,7 @@ class CaptureDecoder:
         self.summary.error = CaptureError(self._name, reason, byte_offset=0, action=action)
         return None
 
-    def _to_batch(self, chunk) -> pa.RecordBatch:
+    def _to_batch(self, chunk: RecordChunk) -> pa.RecordBatch:
         dissection, unsupported = dissect(chunk)
         summary = self.summary
         for link_type, count in unsupported.items():
@@ -222,7 +224,7 @@ def decode_to_table(
 ) -> tuple[pa.Table, DecodeSummary]:
     """Decode a whole capture into one table; see ``CaptureDecoder`` for the contract.
 
-    The table holds every frame in memory, so this suits tests and small
+    The table keeps every frame in memory, so this suits tests and small
     captures; jobs over large captures iterate ``CaptureDecoder.batches()``.
     """
     decoder = CaptureDecoder(source, capture_id=capture_id, name=name)

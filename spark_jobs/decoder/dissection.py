@@ -41,7 +41,7 @@ INT_FIELDS = (
 class Dissection:
     """Arrays of decoded fields for the n frames of one record chunk.
 
-    ``link_name`` holds a protocol-name code (see ``protocol_names``) set by the
+    ``link_name`` contains a protocol-name code (see ``protocol_names``) set by the
     link layer for frames that carry no network layer the decoder reads
     (802.11 management frames, STP, an unsupported link type); the final
     protocol name is decided once all layers are read.

@@ -1,7 +1,7 @@
 """Protocol names that depend on earlier frames of the same flow.
 
 Wireshark keeps per-conversation state, so some names follow from what a flow
-said before: a TLS session negotiated as 1.3 in the server hello shows
+sent before: a TLS session negotiated as 1.3 in the server hello shows
 "TLSv1.3" from then on, an SSH connection shows "SSH" for the first version
 banner and "SSHv2" afterwards, and a UDP flow that opened with a QUIC or Google
 QUIC long header shows QUIC or GQUIC for its short-header packets too.
@@ -19,23 +19,21 @@ import struct
 import numpy as np
 
 from spark_jobs.decoder.dissection import Dissection
+from spark_jobs.decoder.protocol_names import QUIC_PORT_SET, SMB_PORT_SET, TLS_PORT_SET
+from spark_jobs.decoder.tcp_pdus import TcpPdus
 
 TLS_HANDSHAKE = 22
 TLS_SERVER_HELLO = 2
 TLS_EXTENSION_SUPPORTED_VERSIONS = 0x002B
 TLS_VERSION_1_3 = 0x0304
 SSH_BANNER_WORD = int.from_bytes(b"SSH-", "big")
-QUIC_PORTS = (443, 80, 8443)
 
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _HASH_MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
-def flow_keys(dissection: Dissection, rows: np.ndarray) -> np.ndarray:
-    """Direction-agnostic 64-bit keys of the (addresses, ports, IP protocol) five-tuple.
-
-    The key is a hash: two flows share a key with probability about 2**-64.
-    """
+def _endpoint_hashes(dissection: Dissection, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of the (address, port) of the source and destination."""
     frames = dissection.frames.subset(rows)
     version = dissection.ip_version[rows]
 
@@ -48,11 +46,26 @@ def flow_keys(dissection: Dissection, rows: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         src = address_hash(dissection.src_ip_pos[rows]) * _HASH_MULTIPLIER + dissection.src_port[rows].astype(np.uint64)
         dst = address_hash(dissection.dst_ip_pos[rows]) * _HASH_MULTIPLIER + dissection.dst_port[rows].astype(np.uint64)
-        low = np.minimum(src, dst)
-        high = np.maximum(src, dst)
-        key = (low * _HASH_MIX) ^ high
-        key = key * _HASH_MULTIPLIER + dissection.ip_proto[rows].astype(np.uint64)
-    return key
+    return src, dst
+
+
+def flow_keys(dissection: Dissection, rows: np.ndarray) -> np.ndarray:
+    """Direction-agnostic 64-bit keys of the (addresses, ports, IP protocol) five-tuple.
+
+    The key is a hash: two flows share a key with probability about 2**-64.
+    """
+    src, dst = _endpoint_hashes(dissection, rows)
+    with np.errstate(over="ignore"):
+        key = (np.minimum(src, dst) * _HASH_MIX) ^ np.maximum(src, dst)
+        return key * _HASH_MULTIPLIER + dissection.ip_proto[rows].astype(np.uint64)
+
+
+def direction_keys(dissection: Dissection, rows: np.ndarray) -> np.ndarray:
+    """Like ``flow_keys``, but the two directions of a connection get different keys."""
+    src, dst = _endpoint_hashes(dissection, rows)
+    with np.errstate(over="ignore"):
+        key = (src * _HASH_MIX) ^ dst
+        return key * _HASH_MULTIPLIER + dissection.ip_proto[rows].astype(np.uint64)
 
 
 class FlowNames:
@@ -61,6 +74,7 @@ class FlowNames:
     def __init__(self) -> None:
         # name -> keys of flows that carry it from an earlier batch on
         self._flows: dict[str, set[int]] = {"TLSv1.3": set(), "SSHv2": set(), "QUIC": set(), "GQUIC": set()}
+        self._tcp_pdus = TcpPdus()
 
     def apply(self, dissection: Dissection, codes: np.ndarray) -> None:
         """Rename frames in ``codes`` (protocol-name codes) using and updating the flow state."""
@@ -70,9 +84,10 @@ class FlowNames:
         tcp = payload & (dissection.ip_proto == 6)
         udp = payload & (dissection.ip_proto == 17)
 
+        self._name_tcp_records(dissection, codes, tcp)
         tls_codes = [names.code(name) for name in ("TLSv1", "TLSv1.1", "TLSv1.2", "SSLv3")]
         tls = tcp & np.isin(codes, tls_codes)
-        quic_port = udp & (np.isin(dissection.src_port, QUIC_PORTS) | np.isin(dissection.dst_port, QUIC_PORTS))
+        quic_port = udp & (QUIC_PORT_SET[np.maximum(dissection.src_port, 0)] | QUIC_PORT_SET[np.maximum(dissection.dst_port, 0)])
         # Frames that take a flow's name once the flow is anchored.
         members = {"TLSv1.3": tls, "SSHv2": tcp, "QUIC": quic_port, "GQUIC": quic_port}
 
@@ -105,6 +120,17 @@ class FlowNames:
                 # The SSH banner that anchors a flow keeps its own name, "SSH".
                 after = row_index > row if name == "SSHv2" else row_index >= row
                 codes[member & (keys == keys[row]) & after] = names.code(name)
+
+    def _name_tcp_records(self, dissection: Dissection, codes: np.ndarray, tcp: np.ndarray) -> None:
+        """Name TLS and NBSS segments by record boundaries (see ``tcp_pdus``)."""
+        src_port = np.maximum(dissection.src_port, 0)
+        dst_port = np.maximum(dissection.dst_port, 0)
+        on_tls = TLS_PORT_SET[src_port] | TLS_PORT_SET[dst_port]
+        on_smb = SMB_PORT_SET[src_port] | SMB_PORT_SET[dst_port]
+        rows = np.nonzero(tcp & (on_tls | on_smb))[0]
+        if not len(rows):
+            return
+        self._tcp_pdus.rename(dissection, codes, rows, direction_keys(dissection, rows), on_tls[rows])
 
     def _payload(self, dissection: Dissection, row: int, length: int) -> bytes:
         frames = dissection.frames

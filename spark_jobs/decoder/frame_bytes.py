@@ -20,17 +20,22 @@ class FrameBytes:
     Every read takes positions relative to each frame's first byte (an int64
     array, or one int for all frames). A checked read returns ``MISSING``
     where the position is negative or the bytes lie beyond the frame's
-    captured length. An unchecked read (``checked=False``) skips that test for
-    fields inside a header whose capture the caller has already verified; it
+    captured length. An unchecked read (``checked=False``) skips that test, for
+    fields inside a header whose capture the caller has already verified. It
     never reads outside the buffer, but rows that fail the caller's test get
-    meaningless values that the caller must mask.
+    meaningless values, which the caller must mask.
     """
 
-    def __init__(self, buf: np.ndarray, start: np.ndarray, cap_len: np.ndarray) -> None:
+    def __init__(
+        self, buf: np.ndarray, start: np.ndarray, cap_len: np.ndarray, views: dict | None = None
+    ) -> None:
         self.buf = buf
         self.start = start
         self.cap_len = cap_len
         self._last_index = len(buf) - 1
+        # Integer views of the buffer at every byte offset (stride 1), so that
+        # one gather reads a whole 16- or 32-bit field; shared with subsets.
+        self._views = {} if views is None else views
 
     def __len__(self) -> int:
         return len(self.start)
@@ -39,7 +44,17 @@ class FrameBytes:
         """Restrict to the frames at ``rows`` (sorted, distinct int indices)."""
         if len(rows) == len(self.start):
             return self
-        return FrameBytes(self.buf, self.start[rows], self.cap_len[rows])
+        return FrameBytes(self.buf, self.start[rows], self.cap_len[rows], self._views)
+
+    def _view(self, dtype: str) -> np.ndarray:
+        view = self._views.get(dtype)
+        if view is None:
+            width = np.dtype(dtype).itemsize
+            view = np.ndarray(
+                shape=(max(len(self.buf) - width + 1, 0),), dtype=dtype, buffer=self.buf, strides=(1,)
+            )
+            self._views[dtype] = view
+        return view
 
     def has(self, pos: np.ndarray | int, width: int) -> np.ndarray:
         """True where ``width`` bytes at ``pos`` were captured."""
@@ -58,29 +73,25 @@ class FrameBytes:
 
     def u16(self, pos: np.ndarray | int, *, little: bool = False, checked: bool = True) -> np.ndarray:
         index, ok = self._index(pos, 2, checked)
-        first = self.buf[index].astype(np.int64)
-        second = self.buf[index + 1].astype(np.int64)
-        value = (second << 8) | first if little else (first << 8) | second
+        value = self._view("<u2" if little else ">u2")[index].astype(np.int64)
         return value if ok is None else np.where(ok, value, MISSING)
 
     def u32(self, pos: np.ndarray | int, *, little: bool = False, checked: bool = True) -> np.ndarray:
         index, ok = self._index(pos, 4, checked)
-        value = self.buf[index].astype(np.int64)
-        for byte_index in (1, 2, 3):
-            value = (value << 8) | self.buf[index + byte_index]
-        if little:
-            value = (
-                ((value & 0xFF) << 24) | ((value & 0xFF00) << 8) | ((value >> 8) & 0xFF00) | (value >> 24)
-            )
+        value = self._view("<u4" if little else ">u4")[index].astype(np.int64)
         return value if ok is None else np.where(ok, value, MISSING)
 
-    def rows_of(self, pos: np.ndarray, width: int) -> np.ndarray:
+    def rows_of(self, pos: np.ndarray, width: int, *, checked: bool = True) -> np.ndarray:
         """Copy ``width`` bytes at ``pos`` per frame into [n, width] uint8.
 
-        Bytes that were not captured (or where ``pos`` is negative) read as 0;
-        callers that need all ``width`` bytes check ``has(pos, width)``.
+        Checked: bytes that were not captured (or where ``pos`` is negative)
+        read as 0, and callers that need all ``width`` bytes check
+        ``has(pos, width)``. Unchecked: as for the integer reads.
         """
         column = np.arange(width, dtype=np.int64)[None, :]
+        if not checked:
+            index, _ = self._index(pos, width, checked=False)
+            return self.buf[index[:, None] + column]
         relative = pos[:, None] + column
         valid = (pos[:, None] >= 0) & (relative < self.cap_len[:, None])
         index = np.where(valid, self.start[:, None] + relative, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spark_jobs.decoder.dissection import Dissection
-from spark_jobs.decoder.frame_bytes import MISSING, FrameBytes
+from spark_jobs.decoder.frame_bytes import MISSING
 from spark_jobs.decoder.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6
 
 IPV4_MIN_HEADER_BYTES = 20
@@ -47,8 +47,8 @@ def _ipv4(dissection: Dissection, rows: np.ndarray) -> None:
     valid = ((first >> 4) == 4) & (header_len >= IPV4_MIN_HEADER_BYTES) & frames.has(base, IPV4_MIN_HEADER_BYTES)
 
     total_len = frames.u16(base + 2, checked=False)
-    # A total length of 0 is what TCP segmentation offload leaves in captures
-    # taken on the sending host; the frame length is then the only length.
+    # TCP segmentation offload leaves a total length of 0 in captures taken on
+    # the sending host. The frame length is then the only length.
     wire_len = dissection.frame_len[rows] - base
     total_len = np.where(total_len == 0, wire_len, total_len)
     flags_offset = frames.u16(base + 6, checked=False)

@@ -16,23 +16,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from spark_jobs.decoder.errors import CaptureError
-from spark_jobs.decoder.records import MAX_CAP_LEN_BYTES, RecordChunk
+from spark_jobs.decoder.records import MAX_CAP_LEN_BYTES, RecordChunk, gather_rows
 from spark_jobs.decoder.source import ByteStream
 
 logger = logging.getLogger(__name__)
 
 SHB_TYPE = 0x0A0D0D0A
+SHB_BYTES = b"\x0a\x0d\x0d\x0a"  # the same in either byte order
 IDB_TYPE = 1
 PB_TYPE = 2
 SPB_TYPE = 3
 EPB_TYPE = 6
-BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MIN_BLOCK_BYTES = 12
 MAX_BLOCK_BYTES = MAX_CAP_LEN_BYTES + 64 * 1024
 
 OPTION_END = 0
 OPTION_IF_TSRESOL = 9
 OPTION_IF_TSOFFSET = 14
+MAX_DECIMAL_TSRESOL = 28  # 10^(28 - 9) is the largest power of ten below 2^64
+MAX_BINARY_TSRESOL = 63
+MAX_TSOFFSET_S = (2**63 - 1) // 1_000_000_000
 
 # Bytes from the block start to the packet data, per block type.
 DATA_START = {EPB_TYPE: 28, SPB_TYPE: 12, PB_TYPE: 28}
@@ -44,11 +47,36 @@ class Interface:
 
     link_type: int
     snaplen: int
-    tsresol: int = 6  # if_tsresol byte: 10^-6 s unless the option says otherwise
+    tsresol: int = 6  # if_tsresol byte; 6 (10^-6 s) where the block has no such option
     tsoffset_s: int = 0
 
+    def timestamp_problem(self) -> str | None:
+        """Describe why this interface's timestamps cannot become int64 nanoseconds, or None.
+
+        A decimal resolution finer than 10^-28 s makes the divisor of ``to_ns``
+        exceed 64 bits, a binary one finer than 2^-63 s the fraction mask, and an
+        offset beyond about 292 years the int64 nanosecond range.
+        """
+        exponent = self.tsresol & 0x7F
+        max_exponent = MAX_BINARY_TSRESOL if self.tsresol & 0x80 else MAX_DECIMAL_TSRESOL
+        if exponent > max_exponent:
+            base = "2" if self.tsresol & 0x80 else "10"
+            return (
+                f"The Interface Description Block has a timestamp resolution of {base}^-{exponent} s "
+                f"(if_tsresol 0x{self.tsresol:02x}); at most {base}^-{max_exponent} s can be read."
+            )
+        if abs(self.tsoffset_s) > MAX_TSOFFSET_S:
+            return (
+                f"The Interface Description Block has a timestamp offset of {self.tsoffset_s} s "
+                f"(if_tsoffset), beyond the {MAX_TSOFFSET_S} s that 64-bit nanosecond timestamps hold."
+            )
+        return None
+
     def to_ns(self, ticks: np.ndarray) -> np.ndarray:
-        """Convert raw 64-bit timestamps (uint64) of this interface to ns since the epoch."""
+        """Convert raw 64-bit timestamps (uint64) of this interface to ns since the epoch.
+
+        Call only when ``timestamp_problem()`` returns None.
+        """
         exponent = self.tsresol & 0x7F
         if self.tsresol & 0x80:
             # Power-of-two resolution: split seconds and fraction to stay in 64 bits.
@@ -66,8 +94,8 @@ class Interface:
 class PcapngReader:
     """Stream the packet records of a pcapng file as ``RecordChunk``s.
 
-    After iteration, ``truncated`` says whether the file ended inside a block
-    and ``error`` holds the fatal ``CaptureError`` that stopped it, if any.
+    After iteration, ``truncated`` is True when the file ended inside a block,
+    and ``error`` is the fatal ``CaptureError`` that stopped it, if any.
     """
 
     def __init__(
@@ -124,42 +152,53 @@ class PcapngReader:
             return struct.unpack_from(order + "I", buf, pos + 4)[0]
         return struct.unpack_from(self._order + "I", buf, pos + 4)[0]
 
-    def _scan(self) -> tuple[list[tuple[int, int, int]], CaptureError | None]:
+    def _scan(self) -> tuple[list[int], CaptureError | None]:
         """Walk the blocks in the buffer and collect packet records, up to one batch.
 
         Block positions depend on the previous block's length, so the walk is
-        sequential; packet fields are read later with numpy. The walk stops at a
-        new Section Header Block once records are collected, because the byte
-        order may change there.
+        sequential. It reads only each block's type and length, with a fast
+        path for Enhanced Packet Blocks; packet fields are read later with
+        numpy. The walk stops at a new Section Header Block once records are
+        collected, because the byte order may change there.
 
         Returns:
-            ``(records, error)``, each record ``(block_type, buffer_offset, block_len)``.
+            ``(records, error)``, each record the buffer offset of a packet block.
         """
         stream = self._stream
         buf = stream.buffer
         pos = stream.pos
         end = len(buf)
-        order = self._order
-        read_type_len = struct.Struct(order + "II").unpack_from
-        records: list[tuple[int, int, int]] = []
+        byte_order = "little" if self._order == "<" else "big"
+        from_bytes = int.from_bytes
+        records: list[int] = []
         append = records.append
         remaining = self._batch_frames
         while remaining and pos + MIN_BLOCK_BYTES <= end:
-            block_type = struct.unpack_from("<I", buf, pos)[0]
-            if block_type == SHB_TYPE:
+            block_len = from_bytes(buf[pos + 4:pos + 8], byte_order)
+            if (
+                block_len & 3 == 0
+                and MIN_BLOCK_BYTES <= block_len <= MAX_BLOCK_BYTES
+                and pos + block_len <= end
+                and from_bytes(buf[pos:pos + 4], byte_order) == EPB_TYPE
+            ):
+                append(pos)
+                pos += block_len
+                remaining -= 1
+                continue
+
+            if buf[pos:pos + 4] == SHB_BYTES:
                 if records:
                     break
                 block_len, error = self._section_header(buf, pos, end)
                 if error is not None or block_len == 0:
                     self._consume_to(pos)
                     return records, error
-                order = self._order
-                read_type_len = struct.Struct(order + "II").unpack_from
+                byte_order = "little" if self._order == "<" else "big"
                 pos += block_len
                 self._consume_to(pos)
                 continue
 
-            block_type, block_len = read_type_len(buf, pos)
+            block_type = from_bytes(buf[pos:pos + 4], byte_order)
             if block_len % 4 or block_len < MIN_BLOCK_BYTES or block_len > MAX_BLOCK_BYTES:
                 self._consume_to(pos)
                 return records, self._block_error(
@@ -173,10 +212,14 @@ class PcapngReader:
                 break
 
             if block_type in DATA_START:
-                append((block_type, pos, block_len))
+                append(pos)
                 remaining -= 1
             elif block_type == IDB_TYPE:
                 self._interface(buf, pos, block_len)
+                problem = self.interfaces[-1].timestamp_problem()
+                if problem is not None:
+                    self._consume_to(pos)
+                    return records, self._block_error(problem, pos, len(records))
             pos += block_len
 
         if not records:
@@ -228,13 +271,14 @@ class PcapngReader:
             option_pos = value_pos + (length + 3) // 4 * 4
         self.interfaces.append(interface)
 
-    def _to_chunk(self, records: list[tuple[int, int, int]]) -> RecordChunk:
+    def _to_chunk(self, records: list[int]) -> RecordChunk:
         stream = self._stream
         buf = np.frombuffer(stream.buffer, dtype=np.uint8)
-        table = np.array(records, dtype=np.int64)
-        block_type, block_offset, block_len = table.T
-        count = len(records)
         order = self._order
+        block_offset = np.array(records, dtype=np.int64)
+        type_and_length = gather_rows(buf, block_offset, 8).view(np.dtype(order + "u4")).astype(np.int64)
+        block_type, block_len = type_and_length[:, 0], type_and_length[:, 1]
+        count = len(records)
 
         # Bytes 8..27 hold the fixed fields of EPB and PB. An SPB has only 4 of
         # them and may end sooner, so indexes past the buffer are clipped and
@@ -276,8 +320,7 @@ class PcapngReader:
                 f"room for {int(room[first])}."
             )
             self.error = self._block_error(reason, int(block_offset[first]), first)
-            table = table[:first]
-            block_type, block_offset, block_len = table.T
+            block_type, block_offset, block_len = block_type[:first], block_offset[:first], block_len[:first]
             count = first
             local_interface, ticks, cap_len, frame_len, data_start = (
                 local_interface[:first], ticks[:first], cap_len[:first], frame_len[:first],

@@ -1,20 +1,23 @@
 """Wireshark-style protocol names for the Protocol column, chosen with numpy masks.
 
 The name is that of the highest layer the decoder recognises. Above TCP and
-UDP the decoder does not dissect: it names an application protocol from the
-port (the lower port first, as Wireshark's UDP and TCP dissectors try) and,
-for HTTP, TLS and SMB, a check of the first payload bytes, and only when the
-frame carries payload. What this cannot match in Wireshark:
+UDP the decoder does not dissect. It names an application protocol from the
+port, trying the lower port first as Wireshark's TCP and UDP dissectors do.
+For HTTP, TLS, SMB, COTP, QUIC and DTLS it also checks the first payload
+bytes, and it names only frames that carry payload. What this cannot match
+in Wireshark:
 
-* Wireshark reassembles TCP streams, so it names the segment that completes a
-  PDU after the protocol and the others "TCP"; the decoder names every segment
-  that starts with a recognisable header and calls the rest "TCP".
-* TLS: the name comes from the record-layer version (TLSv1, TLSv1.1,
-  TLSv1.2, SSLv3). Wireshark shows TLSv1.3 for a session once the server hello
-  negotiated 1.3; the decoder does the same for later frames of that flow
-  within one ``CaptureDecoder`` (see ``TlsSessions``).
+* Wireshark reassembles TCP streams and names only the segment that completes
+  a PDU. ``tcp_pdus`` follows record boundaries for TLS and NBSS (SMB) to do
+  the same; an HTTP segment is named HTTP when it starts with a request or
+  status line.
+* TLS names come from the record-layer version (SSLv3, TLSv1, TLSv1.1,
+  TLSv1.2). A session negotiated as 1.3 is named TLSv1.3 from its server hello
+  on (see ``flow_names``).
 * IP fragments are all named IPv4 or IPv6, while Wireshark names the last
   fragment after the reassembled datagram.
+* Protocols that Wireshark finds by heuristics on unregistered ports, and
+  services inside SMB named pipes (DCE/RPC), are not recognised.
 """
 
 from __future__ import annotations
@@ -70,8 +73,8 @@ UDP_PORT_NAMES = {
     161: "SNMP", 162: "SNMP", 500: "ISAKMP", 514: "Syslog", 520: "RIPv2", 546: "DHCPv6",
     547: "DHCPv6", 1900: "SSDP", 3478: "STUN", 5353: "MDNS", 5355: "LLMNR", 1812: "RADIUS",
     1813: "RADIUS", 5060: "SIP", 3544: "Teredo", 1194: "OpenVPN", 4789: "VXLAN",
-    2152: "GTP", 1701: "L2TP", 3702: "WS-Discovery", 11211: "MEMCACHE", 6081: "Geneve",
-    4500: "UDPENCAP", 5683: "CoAP", 1812: "RADIUS", 5246: "CAPWAP-Control",
+    2152: "GTP", 1701: "L2TP", 11211: "MEMCACHE", 6081: "Geneve",
+    4500: "UDPENCAP", 5683: "CoAP", 5246: "CAPWAP-Control",
 }
 QUIC_PORTS = (443, 80, 8443)
 
@@ -84,7 +87,7 @@ PAYLOAD_PROBE_BYTES = 8
 
 
 def _port_set(ports: tuple[int, ...]) -> np.ndarray:
-    """A 65536-entry lookup table: True at the given ports."""
+    """Build a 65536-entry lookup table that is True at the given ports."""
     table = np.zeros(65536, dtype=bool)
     table[list(ports)] = True
     return table
@@ -101,7 +104,7 @@ SMB2_MARKER = int.from_bytes(b"\xfeSMB", "big")
 
 
 def _port_names(dissection: Dissection, names: dict[int, str]) -> np.ndarray:
-    """A 65536-entry lookup table of name codes, MISSING where a port has no name."""
+    """Build a 65536-entry lookup table of name codes, MISSING where a port has no name."""
     table = np.full(65536, MISSING, dtype=np.int64)
     for port, name in names.items():
         table[port] = dissection.names.code(name)

@@ -10,7 +10,7 @@ from typing import BinaryIO
 GZIP_MAGIC = b"\x1f\x8b"
 
 # Bytes read from the source per refill. Large enough that per-read overhead is
-# negligible, small enough that a decoder holds a few of them at most.
+# negligible, small enough that a decoder keeps a few of them at most.
 READ_SIZE_BYTES = 4 * 1024 * 1024
 
 
@@ -41,15 +41,16 @@ class ByteStream:
 
         Returns:
             True when that many bytes are available, False when the input ended
-            first (``available`` then holds whatever was left).
+            first (``available`` then contains whatever was left).
         """
         if self.available >= min_bytes:
             return True
         parts = [self.buffer[self.pos:]]
         have = len(parts[0])
         while have < min_bytes and not self.eof:
-            want = max(self._read_size, min_bytes - have)
-            data = self._raw.read(want)
+            # Fixed-size reads: a damaged length field that asks for far more
+            # than the file has never makes the reader allocate that much.
+            data = self._raw.read(self._read_size)
             if not data:
                 self.cut_short = getattr(self._raw, "cut_short", False)
                 self.eof = True
@@ -61,7 +62,7 @@ class ByteStream:
         return have >= min_bytes
 
     def fill_more(self) -> bool:
-        """Read one more block; False when the input has ended."""
+        """Read one more block. Returns False when the input has ended."""
         return self.fill(self.available + 1)
 
     def consume(self, count: int) -> None:

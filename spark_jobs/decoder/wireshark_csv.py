@@ -13,8 +13,8 @@ bytes, so the decoder fills what these columns give and leaves the rest null:
 * ``frame_number``: the export's No. column, which keeps Wireshark's numbers
   even when the export was filtered.
 * ``src_addr``/``dst_addr``: the Source and Destination text as exported, which
-  may be a resolved name such as ``Broadcast``; ``ip_version`` is set where the
-  text is an IPv4 or IPv6 address, ``src_mac``/``dst_mac`` where it is a MAC.
+  may be a resolved name such as ``Broadcast``. ``ip_version`` is set where the
+  text is an IPv4 or IPv6 address, and ``src_mac``/``dst_mac`` where it is a MAC.
 * ``frame_len`` and ``cap_len``: the Length column.
 * ``link_type``: -1, because the export does not say.
 * Ports, TCP flags, window and payload length: parsed from the Info text
@@ -78,6 +78,23 @@ def _parse_time_ns(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
+# Timestamps stay within +-2^62 ns (about 146 years from 1970), so the
+# difference of two of them still fits the int64 inter_arrival_ns column.
+MAX_ABS_TIMESTAMP_NS = 1 << 62
+
+
+def _check_ranges(values: dict) -> None:
+    """Raise ValueError when a parsed number does not fit its packet-schema column or is negative."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or name == "timestamp_ns":
+            continue
+        bits = PACKET_SCHEMA.field(name).type.bit_width
+        if not 0 <= value < 1 << (bits - 1):
+            raise ValueError(f"{name} {value} is outside 0..{(1 << (bits - 1)) - 1}")
+    if abs(values["timestamp_ns"]) >= MAX_ABS_TIMESTAMP_NS:
+        raise ValueError(f"time {values['timestamp_ns']} ns is more than 2^62 ns from 1970-01-01")
+
+
 def _ip_version(text: str) -> int | None:
     try:
         return ipaddress.ip_address(text).version
@@ -123,7 +140,11 @@ class WiresharkCsvReader:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         rows = csv.reader(self._lines())
-        header = next(rows)
+        try:
+            header = next(rows)
+        except csv.Error as error:
+            self.error = CaptureError(self._name, f"The CSV header cannot be read ({error}).", byte_offset=0)
+            return
         missing = [column for column in REQUIRED_COLUMNS if column not in header]
         if missing:
             self.error = CaptureError(
@@ -136,16 +157,28 @@ class WiresharkCsvReader:
             return
         index = {column: header.index(column) for column in header}
         pending: list[dict] = []
-        for row in rows:
-            if not row:
-                continue
+        last_frame_number = 0
+        while True:
             try:
-                pending.append(self._parse_row(row, index))
-            except (ValueError, IndexError) as error:
+                row = next(rows, None)
+                if row is None:
+                    break
+                if not row:
+                    continue
+                values = self._parse_row(row, index)
+                # A filtered export skips numbers, but numbers that repeat or go back
+                # would give two rows of one capture the same frame number.
+                if values["frame_number"] <= last_frame_number:
+                    raise ValueError(
+                        f"frame number {values['frame_number']} is not above the previous row's {last_frame_number}"
+                    )
+                pending.append(values)
+                last_frame_number = values["frame_number"]
+            except (ValueError, IndexError, csv.Error) as error:
                 self.error = CaptureError(
                     self._name,
                     f"CSV line {rows.line_num} cannot be read as a frame ({error}).",
-                    frame_number=len(pending) + 1 if not pending else pending[-1]["frame_number"] + 1,
+                    frame_number=last_frame_number + 1,
                     byte_offset=self._line_offsets[-1] if self._line_offsets else None,
                     action="The rows before it were kept; re-export the capture from Wireshark.",
                 )
@@ -193,6 +226,7 @@ class WiresharkCsvReader:
             values["ip_proto"] = 6
         elif protocol == "UDP" and values["ip_version"] is not None:
             values["ip_proto"] = 17
+        _check_ranges(values)
         return values
 
     def _to_batch(self, rows: list[dict]) -> pa.RecordBatch:

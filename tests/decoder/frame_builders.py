@@ -82,7 +82,7 @@ def udp_frame(src_port: int = 1111, dst_port: int = 53, payload: bytes = b"abcd"
 
 def pcap_file(frames: list[tuple[int, int, bytes]], *, byte_order: str = "<", nanosecond: bool = False,
               link_type: int = 1, snaplen: int = 65535, orig_lens: list[int] | None = None) -> bytes:
-    """A classic pcap file; ``frames`` holds (seconds, fraction, data) per record."""
+    """Build a classic pcap file from (seconds, fraction, data) per record."""
     magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
     header = struct.pack(
         byte_order + "IHHiIII",

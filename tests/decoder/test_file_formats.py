@@ -117,7 +117,7 @@ def test_pcapng_simple_and_obsolete_packet_blocks():
     assert rows[1]["inter_arrival_ns"] == 0
 
 
-def test_pcapng_block_length_not_multiple_of_4_stops_with_error():
+def test_pcapng_unaligned_block_length_stops():
     good = section_header("<") + interface_description("<", 1) + enhanced_packet("<", 0, 1, udp_frame())
     bad = bytearray(enhanced_packet("<", 0, 2, udp_frame()))
     bad[4:8] = struct.pack("<I", 1_000_002)   # total length: not a multiple of 4
@@ -129,7 +129,7 @@ def test_pcapng_block_length_not_multiple_of_4_stops_with_error():
     assert "1000002" in str(error)
 
 
-def test_pcapng_capture_length_beyond_block_stops_with_error():
+def test_pcapng_caplen_beyond_block_stops():
     good = section_header("<") + interface_description("<", 1) + enhanced_packet("<", 0, 1, udp_frame())
     bad = bytearray(enhanced_packet("<", 0, 2, udp_frame()))
     bad[20:24] = struct.pack("<I", 5000)      # captured length larger than the block
@@ -146,7 +146,7 @@ def test_pcapng_truncated_inside_block_keeps_frames():
     assert summary.error is None
 
 
-def test_pcap_caplen_far_above_snaplen_stops_with_error():
+def test_pcap_caplen_above_snaplen_stops():
     data = pcap_file([(T0, 0, udp_frame())], snaplen=96)
     damaged = data + struct.pack("<IIII", T0, 0, 20_000_000, 60)  # caplen 20 MB, snaplen 96
     rows, summary = decode_bytes(damaged)

@@ -1,8 +1,8 @@
 """The packet suite on hand-built packet tables, validated with pandas and with Spark.
 
-Frames are built as pyarrow tables with ``PACKET_SCHEMA`` and converted the way
-the pipeline converts them: ``Table.to_pandas()`` for pandas, and a Parquet
-file read back by Spark for Spark.
+Frames are built as pyarrow tables with ``PACKET_SCHEMA``. The pandas frames
+come from ``Table.to_pandas()``, and the Spark frames from a Parquet file of the
+table read back by Spark.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def test_empty_table_passes_on_pandas():
     assert outcome.success is True
 
 
-def test_tcp_row_with_null_src_addr_fails_naming_src_addr():
+def test_tcp_null_src_addr_fails():
     rows = valid_rows()
     rows[0]["src_addr"] = None
 
@@ -246,7 +246,7 @@ def test_fragment_without_ports_passes():
     assert validate_dataframe(packet_frame(rows), packet_suite()).success is True
 
 
-def test_ip_row_with_null_fragment_flag_fails_naming_is_fragment():
+def test_ip_null_fragment_flag_fails():
     rows = valid_rows()
     rows[0]["is_fragment"] = None
 
@@ -256,7 +256,7 @@ def test_ip_row_with_null_fragment_flag_fails_naming_is_fragment():
 
 
 @pytest.mark.parametrize("column", ["ttl", "ip_proto"])
-def test_captured_ip_row_without_header_field_fails_naming_column(column):
+def test_captured_ip_null_header_field_fails(column):
     rows = valid_rows()
     rows[0][column] = None
 
@@ -267,7 +267,7 @@ def test_captured_ip_row_without_header_field_fails_naming_column(column):
     assert failure["details"]["condition"] == "(ip_version IS NOT NULL AND link_type != -1)"
 
 
-def test_csv_export_row_without_ttl_or_protocol_number_passes():
+def test_csv_row_without_ttl_passes():
     rows = valid_rows()
     rows.append(udp_row(5, link_type=-1, ttl=None, ip_proto=None, src_port=None, dst_port=None))
 
@@ -357,7 +357,7 @@ def test_outcome_is_json_serialisable():
     assert {failure["column"] for failure in published["failed"]} == {"src_addr", "dst_port"}
 
 
-def test_validating_twice_gives_same_outcome_and_leaves_suite_unchanged():
+def test_validating_twice_keeps_outcome_and_suite():
     suite = packet_suite()
     suite_before = suite.to_json_dict()
     rows = valid_rows()
@@ -416,7 +416,7 @@ def spark(tmp_path_factory):
 
 
 def spark_frame(spark, rows: list[dict], folder):
-    """Write the rows as Parquet and read them back with Spark, as the windows job does."""
+    """Write the rows as Parquet and read them back with Spark."""
     path = folder / "packets.parquet"
     pq.write_table(packet_table(rows), path)
     return spark.read.parquet(str(path))

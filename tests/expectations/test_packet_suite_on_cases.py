@@ -1,7 +1,7 @@
 """The packet suite on packet tables that the project's decoder makes from small field cases.
 
-Each case is a capture that once broke a capture tool; the decoded table must
-pass the suite, nulls on protocols without such fields included.
+Each case is a capture that once broke a capture tool. The decoded table must
+pass the suite, including the nulls of fields that a frame's protocols lack.
 """
 
 from __future__ import annotations

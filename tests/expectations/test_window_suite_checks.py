@@ -45,7 +45,7 @@ def test_summary_frame_has_one_row_per_window():
         assert summary.loc[index, "max_value"] == pytest.approx(float(windows[index].max()), abs=0)
 
 
-def test_summary_frame_counts_non_finite_and_ranges_over_finite_values():
+def test_summary_frame_ignores_non_finite_in_range():
     windows = np.array(
         [
             [[0.25, np.nan], [0.75, 0.5]],

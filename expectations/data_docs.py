@@ -1,0 +1,115 @@
+"""Build Great Expectations Data Docs from published validation results and put them in storage.
+
+The flows publish each validation result as JSON (``ValidationOutcome.result``).
+``build_data_docs`` loads those documents back into GX result objects, stores them
+in a file-backed GX context inside a temporary folder, and lets GX 1.24's site
+builder (``context.build_data_docs()``) render its ``local_site``: an
+``index.html`` and one page per result. ``publish_data_docs`` then copies the
+site's files under a key prefix of the object store, so the pages open from
+there with their relative links intact.
+
+The site's tutorial animations (``static/images/*.gif``, about 3.4 MB) are
+left out; no page of a validation result shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import great_expectations as gx
+from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context import set_context
+from great_expectations.data_context.data_context.context_factory import project_manager
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
+from great_expectations.exceptions import DataContextRequiredError
+
+from expectations.validation import _validation_lock
+from objectstore import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+_SITE_FOLDER = Path("gx") / "uncommitted" / "data_docs" / "local_site"
+_LEFT_OUT_SUFFIXES = (".gif",)
+
+
+def build_data_docs(results: dict[str, dict], folder: Path, *, run_name: str, run_time: datetime | None = None) -> Path:
+    """Render Data Docs for validation results into ``folder``.
+
+    Args:
+        results: validation results as published, keyed by a batch name
+            (``packets``, ``windows``, ``drift``) that names their page.
+        folder: an empty or missing folder; the GX project is created in it.
+        run_name: GX run name shown on every page, e.g. the netae run id.
+        run_time: GX run time; now when omitted.
+
+    Returns:
+        The folder of the built site, holding ``index.html``.
+
+    Raises:
+        ValueError: when a result document cannot be read as a GX validation result.
+    """
+    run_id = RunIdentifier(run_name=run_name, run_time=run_time or datetime.now(timezone.utc))
+    schema = ExpectationSuiteValidationResultSchema()
+
+    with _validation_lock:
+        try:
+            previous_context = project_manager.get_current_project()
+        except DataContextRequiredError:
+            previous_context = None
+        try:
+            context = gx.get_context(mode="file", project_root_dir=str(folder))
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            for batch_name, document in sorted(results.items()):
+                try:
+                    result = schema.load(document)
+                except Exception as error:  # noqa: BLE001 - marshmallow and GX raise several types
+                    raise ValueError(f"validation result {batch_name!r} is not a GX validation result: {error}") from error
+                key = ValidationResultIdentifier(
+                    expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
+                    run_id=run_id,
+                    batch_identifier=batch_name,
+                )
+                context.validation_results_store.set(key, result)
+            context.build_data_docs()
+        finally:
+            set_context(previous_context)
+
+    site = folder / _SITE_FOLDER
+    logger.info("Built Data Docs for %d validation result(s) in %s", len(results), site)
+    return site
+
+
+def publish_data_docs(results: dict[str, dict], store: ObjectStore, prefix: str, *, run_name: str) -> list[str]:
+    """Build Data Docs for ``results`` and upload the site under ``prefix``.
+
+    Args:
+        results: validation results as published, keyed by batch name.
+        store: destination store.
+        prefix: key prefix ending in ``/``, e.g. ``validations/<run>/data_docs/``.
+        run_name: GX run name shown on every page.
+
+    Returns:
+        The keys written, sorted; ``<prefix>index.html`` among them.
+    """
+    written = []
+    with tempfile.TemporaryDirectory(prefix="netae-data-docs-") as temporary:
+        site = build_data_docs(results, Path(temporary), run_name=run_name)
+        for path in sorted(site.rglob("*")):
+            if not path.is_file() or path.suffix in _LEFT_OUT_SUFFIXES:
+                continue
+            key = prefix + path.relative_to(site).as_posix()
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            store.put_file(key, str(path), content_type=content_type)
+            written.append(key)
+    logger.info("Published %d Data Docs file(s) under %s", len(written), store.location(prefix))
+    return sorted(written)
+
