@@ -7,7 +7,7 @@ Python tools time their decoding loop themselves, after one warm-up read of a
 one-frame copy, counting the CPU of the process and of the tshark child that
 pyshark waits for. For tshark, the
 fastest of three runs on a one-frame copy of the capture is subtracted. The rate per core is
-frames divided by user plus system CPU seconds; the wall-clock rate is also
+frames divided by user plus system CPU seconds. The wall-clock rate is also
 shown, and on a busy machine it is lower.
 
 What each tool produces:
@@ -143,7 +143,7 @@ def _child_tshark(path: Path) -> dict:
 
 # Runs a tool and reports its resource usage. Linux keeps ru_maxrss across
 # fork and exec, so a tool started straight from this (large) process would
-# report this process's peak; started from this small launcher it reports its own.
+# report this process's peak. Started from this small launcher, it reports its own.
 LAUNCHER = """
 import json, os, subprocess, sys, time
 command = json.loads(sys.argv[1])
@@ -230,7 +230,9 @@ def benchmark(path: Path, label: str, tools: list[str], pyshark_frames: int) -> 
     rows = []
     total = _count_frames(path)
     print(f"{label}: {path.name}, {total:,} frames, {path.stat().st_size / 2**20:,.1f} MiB", file=sys.stderr)
-    one_frame = path.with_name(path.stem + "-one-frame.pcap")
+    # The one-frame copy goes to a folder of its own: the capture's folder may be shared or read-only.
+    scratch = tempfile.TemporaryDirectory(prefix="netae-bench-one-frame-")
+    one_frame = Path(scratch.name) / "one-frame.pcap"
     subprocess.run(["editcap", "-F", "pcap", "-r", str(path), str(one_frame), "1"], check=True, capture_output=True)
     results = {}
     for tool in tools:
@@ -247,14 +249,16 @@ def benchmark(path: Path, label: str, tools: list[str], pyshark_frames: int) -> 
         netae = results["netae"]["frames"] / results["netae"]["cpu_s"]
         tshark = results["tshark"]["frames"] / results["tshark"]["cpu_s"]
         rows.append(f"| {label} | netae / tshark per core | | {netae / tshark:,.1f}x | | | |")
-    one_frame.unlink()
+    scratch.cleanup()
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--synthetic-frames", type=int, default=2_000_000,
-                        help="frames in the synthetic capture (default 2,000,000)")
+                        help="frames in the synthetic capture, 0 for none (default 2,000,000)")
+    parser.add_argument("--capture", action="append", metavar="PATH",
+                        help="a capture to benchmark instead of the largest shared one; repeatable")
     parser.add_argument("--pyshark-frames", type=int, default=3_000,
                         help="frames pyshark reads from each capture (default 3,000)")
     parser.add_argument("--tools", default="netae,tshark,dpkt,pyshark",
@@ -289,14 +293,18 @@ def main() -> None:
         "| capture | tool | frames | frames/s per core | frames/s wall | peak RSS MiB | note |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
+    captures = [Path(path) for path in args.capture or []]
     largest = _largest_shared_capture()
-    if largest is not None:
-        lines += benchmark(largest, largest.name, tools, args.pyshark_frames)
+    if not captures and largest is not None:
+        captures = [largest]
+    for capture in captures:
+        lines += benchmark(capture, capture.name, tools, args.pyshark_frames)
     with tempfile.TemporaryDirectory(prefix="netae-bench-") as folder:
-        synthetic = Path(folder) / "synthetic.pcap"
-        write_synthetic_pcap(synthetic, args.synthetic_frames)
-        lines += benchmark(synthetic, f"synthetic {args.synthetic_frames:,}", tools, args.pyshark_frames)
-        synthetic.unlink()
+        if args.synthetic_frames:
+            synthetic = Path(folder) / "synthetic.pcap"
+            write_synthetic_pcap(synthetic, args.synthetic_frames)
+            lines += benchmark(synthetic, f"synthetic {args.synthetic_frames:,}", tools, args.pyshark_frames)
+            synthetic.unlink()
         if args.large:
             large = Path(folder) / "large.pcap"
             size = write_synthetic_pcap(large, LARGE_CAPTURE_FRAMES)

@@ -59,10 +59,16 @@ def bench_autoencoder(kind: str, windows: np.ndarray, epochs: int, batch_size: i
     started = time.perf_counter()
     reconstruction_errors(model, [windows])
     scoring_s = time.perf_counter() - started
+    # For comparison: Keras predict runs the same forward pass as a compiled graph.
+    model.predict(windows[:256], batch_size=256, verbose=0)
+    started = time.perf_counter()
+    model.predict(windows, batch_size=256, verbose=0)
+    predict_s = time.perf_counter() - started
     return {
         "first_epoch_s": epoch_s[0],
         "epoch_s": float(np.median(epoch_s[1:])) if len(epoch_s) > 1 else epoch_s[0],
         "windows_per_s": len(windows) / scoring_s,
+        "predict_windows_per_s": len(windows) / predict_s,
         "parameters": model.count_params(),
     }
 
@@ -93,17 +99,18 @@ def render_section(results: dict, args: argparse.Namespace, command: str) -> str
         f"{args.steps} frames x {args.features} features, batch {args.batch_size}, default model sizes (32 LSTM units,",
         "32 Conv1D filters of kernel 5). An epoch is one pass over all windows; the first epoch includes graph",
         "tracing, so it is listed apart and the per-epoch figure is the median of the later epochs. Scoring runs",
-        "`models.scoring.reconstruction_errors` (batches of 256) after one warm-up call. The machine was shared",
-        "with other work while measuring, so treat the figures as rough.",
+        "`models.scoring.reconstruction_errors` (batches of 256, the model called eagerly) after one warm-up call;",
+        "the last column runs the same forward pass through Keras `predict`, a compiled graph, for comparison.",
+        "The machine was shared with other work while measuring, so treat the figures as rough.",
         "",
-        "| detector | parameters | first epoch (s) | epoch (s) | training (windows/s) | scoring (windows/s) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| detector | parameters | first epoch (s) | epoch (s) | training (windows/s) | scoring (windows/s) | `predict` (windows/s) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for kind in ("lstm", "conv1d"):
         item = results[kind]
         lines.append(
             f"| {kind} | {item['parameters']:,} | {item['first_epoch_s']:.2f} | {item['epoch_s']:.2f} "
-            f"| {args.windows / item['epoch_s']:,.0f} | {item['windows_per_s']:,.0f} |"
+            f"| {args.windows / item['epoch_s']:,.0f} | {item['windows_per_s']:,.0f} | {item['predict_windows_per_s']:,.0f} |"
         )
     lines += ["", "| baseline | fit (s) | scoring (windows/s) |", "| --- | --- | --- |"]
     for kind in ("isolation_forest", "zscore"):

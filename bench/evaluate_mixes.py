@@ -14,7 +14,7 @@ Run from the repository root (about 10 minutes on 2 cores)::
 
     .venv/bin/python bench/evaluate_mixes.py --captures ../shared/captures --out docs/evaluation.md
 
-The captures folder holds the public captures named in ``MIXES``.
+The captures folder must contain the public captures named in ``MIXES``.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def build_window_set(spark, folder: Path, capture: Path, labels: Path, settings:
     refs = discover_captures(store, "captures/")
     statuses = extract_packets(spark, store, refs, output_prefix="lake/packets/", run_id="bench")
     if not all(status.decoded for status in statuses):
-        raise RuntimeError(f"decoding failed: {[status.error for status in statuses]}")
+        raise RuntimeError(f"decoding {capture} failed: {[status.error for status in statuses]}; check the mix with tshark")
     capture_ids = [status.capture_id for status in statuses]
     packets = read_packet_table(spark, store, output_prefix="lake/packets/", capture_ids=capture_ids)
     split = assign_splits(packets, train_fraction=settings.train_fraction, validation_fraction=settings.validation_fraction).cache()
@@ -229,34 +229,38 @@ def render(results: list[dict], settings: Settings, elapsed_s: float, command: s
         "",
         f"    {command}",
         "",
-        f"The run took {elapsed_s / 60:.1f} minutes on a 2-core machine (CPU only, TensorFlow {_tf_version()}).",
+        f"The run took {elapsed_s / 60:.1f} minutes on a 2-core machine shared with other work (CPU only,",
+        f"TensorFlow {_tf_version()}). `--json PATH` also writes the raw results, and `--from-json PATH` renders this",
+        "page from them again without rerunning.",
         "",
         "## What was measured",
         "",
         "Each mix injects a public attack capture into a public benign capture (`netae mix`). The attack starts",
-        f"inside the test split, after {NORMAL_TEST_SHARE:.0%} of the background frames left there, so the training",
-        "and validation splits hold no attack frame; exactly the injected frames are labelled anomalous.",
-        "The headline rows remap the attack's IP addresses onto the background's most active hosts, with",
-        "checksums recomputed, so new addresses alone do not give the attack away; the `none` rows keep them.",
+        f"inside the test split, after {NORMAL_TEST_SHARE:.0%} of the background frames left there, so the training and",
+        "validation splits hold no attack frame. Exactly the injected frames are labelled anomalous. The headline",
+        "rows (`auto`) remap the attack's IP addresses onto the background's most active hosts, with checksums",
+        "recomputed, so new addresses alone do not give the attack away. The `none` rows keep the addresses.",
         "",
-        "Every mix runs through the pipeline's functions: Spark decoding, a time-ordered split per capture",
-        f"(train {settings.train_fraction:.0%}, validation {settings.validation_fraction:.0%}, test the rest),",
-        f"the `paper` feature set, windows of {settings.window_length} frames every {settings.window_stride} frames,",
-        "and a window label of 1 when any of its frames is anomalous. Models and baselines are fitted on normal",
-        "training windows only. Thresholds are calibrated on normal validation windows only, never with test",
-        f"labels: `mean_k_std` (k = {settings.threshold_k}), `quantile` and `pot` (target false-alarm rate",
-        f"{settings.target_false_alarm_rate}, POT initial quantile {settings.pot_initial_quantile}). The evaluation",
-        "windows are the test split plus every anomalous window (anomalous windows never take part in fitting).",
-        f"Training: at most {settings.epochs} epochs, batch {settings.batch_size}, Adam learning rate {settings.learning_rate},",
-        "early stopping after",
-        f"{settings.patience} epochs without improvement on normal validation windows, seed {settings.seed}.",
+        "Every mix runs through the pipeline's functions: Spark decoding and a time-ordered split per capture",
+        f"(train {settings.train_fraction:.0%}, validation {settings.validation_fraction:.0%}, test the rest). Windows use the `paper` feature set,",
+        f"{settings.window_length} frames every {settings.window_stride} frames, and a window's label is 1 when any of its",
+        "frames is anomalous. Models and baselines are fitted on normal training windows only. Thresholds are",
+        "calibrated on normal validation windows only, never with test labels:",
+        f"`mean_k_std` (k = {settings.threshold_k}), `quantile` and `pot` (target false-alarm rate {settings.target_false_alarm_rate},",
+        f"POT initial quantile {settings.pot_initial_quantile}). The evaluation windows are the test split plus every",
+        "anomalous window, since anomalous windows never take part in fitting.",
+        "",
+        f"Training: at most {settings.epochs} epochs, batch {settings.batch_size}, Adam learning rate {settings.learning_rate}",
+        f"(the pipeline's default is 0.001), early stopping after {settings.patience} epochs without improvement on",
+        f"normal validation windows, seed {settings.seed}.",
         "",
         "Scores: reconstruction MSE for the autoencoders, the negated IsolationForest `score_samples` for",
         "`isolation_forest` (200 trees, seeded), and the mean absolute per-feature z-score for `zscore`. PR-AUC is",
-        "average precision; its chance level is the share of anomalous windows, given per mix.",
-        "",
-        "The detection delay runs from the attack's first frame to the end of its first flagged window,",
-        "because a window is scored only once its last frame arrives.",
+        "average precision, and its chance level is the share of anomalous windows, given per mix. The",
+        "detection delay runs from the attack's first frame to the end of its first flagged window, because a",
+        "window is scored only once its last frame arrives. The oracle F1 is the best F1 over all thresholds,",
+        "chosen with the test labels: a reference for how much a label-free threshold leaves on the table,",
+        "never a threshold to deploy.",
         "",
     ]
     lines += _headline_table(results)
@@ -332,9 +336,9 @@ def _paper_comparison(results: list[dict]) -> list[str]:
     lines = [
         "## Against the study netae starts from, and against the targets",
         "",
-        "The 2025 study this project starts from (RNN and CNN autoencoders on Wireshark captures, threshold at",
-        "mean + k standard deviations) reported both models above 95% accuracy but low recall and F1 on the",
-        "anomaly class, with the CNN slightly ahead of the RNN. The targets here: the better autoencoder reaches",
+        "The 2025 study this project starts from trained RNN and CNN autoencoders on Wireshark captures and set",
+        "the threshold at mean + k standard deviations. It reported both models above 95% accuracy but low recall",
+        "and F1 on the anomaly class, with the CNN slightly ahead of the RNN. The targets here: the better autoencoder reaches",
         "F1 >= 0.90 and PR-AUC >= 0.95 on each remapped mix and beats IsolationForest's PR-AUC, with thresholds",
         f"set without test labels. The target F1 uses `{TARGET_METHOD}`, fixed before the run: choosing the",
         "method per mix by its F1 would read the test labels. The better autoencoder is the one with the higher",
@@ -351,9 +355,10 @@ def _paper_comparison(results: list[dict]) -> list[str]:
         target_f1 = detector["thresholds"][TARGET_METHOD]["f1"]
         pr_auc = detector["ranking"]["pr_auc"] or 0.0
         forest = result["detectors"]["isolation_forest"]["ranking"]["pr_auc"] or 0.0
+        # F1 is a ratio of window counts, so a tolerance keeps 108/120 from missing 0.90 by rounding.
         met = [
-            "F1" if target_f1 >= 0.90 else f"F1 short by {0.90 - target_f1:.3f}",
-            "PR-AUC" if pr_auc >= 0.95 else f"PR-AUC short by {0.95 - pr_auc:.3f}",
+            "F1" if target_f1 >= 0.90 - 1e-9 else f"F1 short by {0.90 - target_f1:.4f}",
+            "PR-AUC" if pr_auc >= 0.95 - 1e-9 else f"PR-AUC short by {0.95 - pr_auc:.4f}",
             "beats IsolationForest" if pr_auc > forest else f"IsolationForest ahead by {forest - pr_auc:.3f}",
         ]
         lines.append(
@@ -385,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=Settings.learning_rate, help="Adam learning rate of both autoencoders")
     parser.add_argument("--from-json", type=Path, default=None, help="render the document from results an earlier --json wrote, without running")
     parser.add_argument("--mixes", nargs="*", default=None, help="names of the mixes to run (default: all)")
-    parser.add_argument("--remaps", nargs="*", default=["auto", "none"], help="remap modes to run")
+    parser.add_argument("--remaps", nargs="*", default=["auto", "none"], help="remap modes to run: auto, none or both")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("py4j", "pyspark"):

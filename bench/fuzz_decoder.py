@@ -29,6 +29,7 @@ wheel and needs no compiler.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import logging
 import random
@@ -160,8 +161,6 @@ def run_random(seconds: int, input_timeout_s: int, seeds_dir: Path, artifacts_di
                 raise ContractViolation(f"one input took {elapsed_s:.1f} s, more than {input_timeout_s} s")
         except Exception as error:  # noqa: BLE001 - every escape is a finding
             crashes += 1
-            import hashlib
-
             path = artifacts_dir / f"crash-{hashlib.sha1(payload, usedforsecurity=False).hexdigest()}"
             path.write_bytes(payload)
             logging.getLogger("fuzz_decoder").error("%s: %s: %s", path, type(error).__name__, error)

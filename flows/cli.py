@@ -37,12 +37,12 @@ def _run_retrain(settings: NetaeSettings) -> dict:
 
 @app.command()
 def retrain(
-    storage_url: Optional[str] = typer.Option(None, help="file://FOLDER or s3://BUCKET[/PREFIX] [env NETAE_STORAGE_URL]"),
-    captures_prefix: Optional[str] = typer.Option(None, help="Key prefix of the captures to train on [env NETAE_CAPTURES_PREFIX]"),
-    epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per model [env NETAE_EPOCHS]"),
-    window_length: Optional[int] = typer.Option(None, help="Frames per window [env NETAE_WINDOW_LENGTH]"),
-    window_stride: Optional[int] = typer.Option(None, help="Frames between window starts [env NETAE_WINDOW_STRIDE]"),
-    spark_master: Optional[str] = typer.Option(None, help="Spark master URL [env NETAE_SPARK_MASTER]"),
+    storage_url: Optional[str] = typer.Option(None, help="file://FOLDER or s3://BUCKET/PREFIX (env NETAE_STORAGE_URL)"),
+    captures_prefix: Optional[str] = typer.Option(None, help="Key prefix of the captures to train on (env NETAE_CAPTURES_PREFIX)"),
+    epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per model (env NETAE_EPOCHS)"),
+    window_length: Optional[int] = typer.Option(None, help="Frames per window (env NETAE_WINDOW_LENGTH)"),
+    window_stride: Optional[int] = typer.Option(None, help="Frames between window starts (env NETAE_WINDOW_STRIDE)"),
+    spark_master: Optional[str] = typer.Option(None, help="Spark master URL (env NETAE_SPARK_MASTER)"),
 ) -> None:
     """Run the nightly retraining flow once, now."""
     settings = _settings(storage_url=storage_url, captures_prefix=captures_prefix, epochs=epochs,
@@ -54,7 +54,7 @@ def retrain(
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Capture files (pcap, pcapng, gzip, Wireshark CSV) and their .labels.csv files"),
-    storage_url: Optional[str] = typer.Option(None, help="file://FOLDER or s3://BUCKET[/PREFIX] [env NETAE_STORAGE_URL]"),
+    storage_url: Optional[str] = typer.Option(None, help="file://FOLDER or s3://BUCKET/PREFIX (env NETAE_STORAGE_URL)"),
     prefix: Optional[str] = typer.Option(None, help="Key prefix to upload under [default: the captures prefix]"),
 ) -> None:
     """Upload local captures into the captures prefix of the store."""
@@ -71,8 +71,8 @@ def ingest(
 
 @app.command()
 def demo(
-    storage_url: Optional[str] = typer.Option(None, help="file://FOLDER or s3://BUCKET[/PREFIX] [env NETAE_STORAGE_URL]"),
-    epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per model [env NETAE_EPOCHS]"),
+    storage_url: Optional[str] = typer.Option(None, help="file://FOLDER or s3://BUCKET/PREFIX (env NETAE_STORAGE_URL)"),
+    epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per model (env NETAE_EPOCHS)"),
 ) -> None:
     """Copy the bundled labelled sample into the store and run the nightly flow on it."""
     settings = _settings(storage_url=storage_url, epochs=epochs, captures_prefix=DEMO_PREFIX)

@@ -19,7 +19,7 @@ from models.artifacts import model_from_bytes, model_to_bytes
 from models.datasets import WindowReader, evaluation_windows, normal_windows_of
 from models.baselines import evaluate_baselines
 from models.champion import PromotionDecision, decide_promotion, read_champion
-from models.metrics import binary_metrics, flagged_share, ranking_metrics
+from models.metrics import AttackSpan, binary_metrics, flagged_share, per_attack_metrics, ranking_metrics
 from models.scoring import reconstruction_errors
 from models.thresholds import Threshold, fit_threshold
 from models.training import TrainingConfig, train_autoencoder
@@ -110,6 +110,9 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     metrics["flagged_share"] = flagged_share(flagged)
     metrics["evaluated_windows"] = int(len(metadata))
     metrics["threshold_method"] = threshold.method
+    spans = attack_spans(settings, sorted(windows.frames_per_capture))
+    if spans and labelled.any():
+        metrics["attacks"] = per_attack_metrics(metadata, flagged, spans)
 
     folder = model_key.rsplit("/", 1)[0] + "/"
     if settings.run_baselines:
@@ -220,3 +223,28 @@ def compare_with_champion(
     store.put_json(model_key.rsplit("/", 1)[0] + "/promotion.json", decision.to_json())
     log.info("%s %s: %s", kind, "promoted" if decision.promote else "not promoted", decision.reason)
     return decision
+
+
+def attack_spans(settings: NetaeSettings, capture_ids: list[str]) -> list[AttackSpan]:
+    """Return the anomalous frame ranges of the labels files beside the captures, with their attack names.
+
+    The capture's key comes from its packet-table partition manifest. The spans
+    carry no start time, so detection delays are measured from the start of
+    the attack's first window, which can only lengthen them.
+    """
+    from spark_jobs.captures import labels_key_for
+    from spark_jobs.extract_packets import MANIFEST_NAME, partition_prefix
+    from spark_jobs.labels import parse_labels
+
+    store = settings.open_store()
+    spans = []
+    for capture_id in capture_ids:
+        manifest_key = partition_prefix(layout.PACKETS_PREFIX, capture_id) + MANIFEST_NAME
+        if not store.exists(manifest_key):
+            continue
+        labels_key = labels_key_for(store.get_json(manifest_key)["source_key"])
+        if not store.exists(labels_key):
+            continue
+        ranges = parse_labels(store.get_bytes(labels_key).decode("utf-8"), source=store.location(labels_key))
+        spans += [AttackSpan(capture_id, item.attack, item.first_frame, item.last_frame) for item in ranges if item.label == 1]
+    return spans

@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 # Task runs of one ``retrain`` flow run: pull, decode, validate packets, windows,
 # validate windows, three per model kind (train, threshold, evaluate), report, publish.
-TASKS_PER_FLOW = {"retrain": 12}
+TASKS_PER_FLOW = {"retrain": 12, "score": 7}
 
 
 class _TaskRunHandler(logging.Handler):

@@ -129,9 +129,10 @@ def publish(
     ``flows.model_tasks.compare_with_champion``. The manifest's ``champion``
     records every decision with both scores.
 
-    Order matters for readers: every file of a version, then its
-    ``manifest.json``, then the champion pointer, then the run manifest, then
-    the capture ledger entries of ``statuses``.
+    Order matters for readers. Every version gets all its files and then its
+    ``manifest.json`` before the champion pointers move. The run manifest
+    follows, then the capture ledger entries of ``statuses``. A retry after a
+    failure part-way writes the same objects again.
 
     Args:
         history: captures consumed by earlier runs whose lake partitions this

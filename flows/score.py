@@ -5,7 +5,7 @@ Steps, one task each:
        model, preprocessing state and threshold. A missing champion stops the run
        before anything is uploaded or decoded.
     2. Stage the capture: a key in the store is used as it is, a local file is
-       uploaded first under ``captures/adhoc/<run>/``.
+       uploaded first under ``adhoc/captures/<run>/``.
     3. Decode it with the Spark extraction job into ``lake/adhoc/<run>/packets/``.
     4. Cut every window of the capture with the champions' preprocessing, the way
        training cuts them, with all frames as one segment, into
@@ -63,10 +63,9 @@ from spark_jobs.windows import WindowSet, build_windows, feature_rows
 
 logger = logging.getLogger(__name__)
 
-# NOTE: this prefix lies under the default NETAE_CAPTURES_PREFIX (captures/), and
-# capture discovery lists keys recursively, so a nightly retrain over captures/
-# also trains on every capture scored ad hoc.
-ADHOC_CAPTURES_PREFIX = "captures/adhoc/"
+# Local files scored ad hoc are uploaded here, outside the default captures/
+# prefix, so the nightly retrain never trains on captures an analyst scored.
+ADHOC_CAPTURES_PREFIX = "adhoc/captures/"
 TOP_FEATURES = 3
 REPORT_PACKET_ROWS = 200_000
 UNWINDOWED_FRAMES_SHOWN = 100
@@ -195,7 +194,7 @@ def stage_capture(settings: ScoreSettings, capture: str, labels: str | None, run
     """Resolve the capture and labels locations to store keys, uploading local files.
 
     A key that exists in the store wins over a local file of the same name. Local
-    files go to ``captures/adhoc/<run>/`` under their own names, so an upload never
+    files go to ``adhoc/captures/<run>/`` under their own names, so an upload never
     replaces a stored capture or labels file.
 
     Raises:

@@ -123,7 +123,7 @@ class S3Store(ObjectStore):
         # urllib3 (inside minio) already retried the request 5 times with backoff.
         cause = getattr(error, "reason", None) or error
         return StorageError(
-            f"{action} {self._where(key)} failed: the S3 endpoint {self._endpoint} did not answer "
+            f"{action} {self._where(key)} failed: the S3 endpoint {self._endpoint} did not respond "
             f"({type(error).__name__}: {type(cause).__name__}); check that the server runs and is reachable"
         )
 

@@ -1,9 +1,9 @@
 """Protocol names that depend on earlier frames of the same flow.
 
 Wireshark keeps per-conversation state, so some names follow from what a flow
-sent before: a TLS session negotiated as 1.3 in the server hello shows
-"TLSv1.3" from then on, an SSH connection shows "SSH" for the first version
-banner and "SSHv2" afterwards, and a UDP flow that opened with a QUIC or Google
+sent before. A TLS session negotiated as 1.3 in the server hello shows
+"TLSv1.3" from then on. An SSH connection shows "SSH" for the first version
+banner and "SSHv2" afterwards. A UDP flow that opened with a QUIC or Google
 QUIC long header shows QUIC or GQUIC for its short-header packets too.
 
 ``FlowNames`` keeps that state for one capture across record batches. Only the
@@ -19,8 +19,8 @@ import struct
 import numpy as np
 
 from spark_jobs.decoder.dissection import Dissection
-from spark_jobs.decoder.protocol_names import QUIC_PORT_SET, SMB_PORT_SET, TLS_PORT_SET
-from spark_jobs.decoder.tcp_pdus import TcpPdus
+from spark_jobs.decoder.protocol_names import HTTP_PORT_SET, QUIC_PORT_SET, SMB_PORT_SET, TLS_PORT_SET
+from spark_jobs.decoder.tcp_pdus import HTTP_KIND, NBSS_KIND, TLS_KIND, TcpPdus
 
 TLS_HANDSHAKE = 22
 TLS_SERVER_HELLO = 2
@@ -87,7 +87,9 @@ class FlowNames:
         self._name_tcp_records(dissection, codes, tcp)
         tls_codes = [names.code(name) for name in ("TLSv1", "TLSv1.1", "TLSv1.2", "SSLv3")]
         tls = tcp & np.isin(codes, tls_codes)
-        quic_port = udp & (QUIC_PORT_SET[np.maximum(dissection.src_port, 0)] | QUIC_PORT_SET[np.maximum(dissection.dst_port, 0)])
+        src_port = np.maximum(dissection.src_port, 0)
+        dst_port = np.maximum(dissection.dst_port, 0)
+        quic_port = udp & (QUIC_PORT_SET[src_port] | QUIC_PORT_SET[dst_port])
         # Frames that take a flow's name once the flow is anchored.
         members = {"TLSv1.3": tls, "SSHv2": tcp, "QUIC": quic_port, "GQUIC": quic_port}
 
@@ -122,15 +124,17 @@ class FlowNames:
                 codes[member & (keys == keys[row]) & after] = names.code(name)
 
     def _name_tcp_records(self, dissection: Dissection, codes: np.ndarray, tcp: np.ndarray) -> None:
-        """Name TLS and NBSS segments by record boundaries (see ``tcp_pdus``)."""
+        """Name TLS, NBSS and HTTP segments by message boundaries (see ``tcp_pdus``)."""
         src_port = np.maximum(dissection.src_port, 0)
         dst_port = np.maximum(dissection.dst_port, 0)
         on_tls = TLS_PORT_SET[src_port] | TLS_PORT_SET[dst_port]
         on_smb = SMB_PORT_SET[src_port] | SMB_PORT_SET[dst_port]
-        rows = np.nonzero(tcp & (on_tls | on_smb))[0]
+        on_http = HTTP_PORT_SET[src_port] | HTTP_PORT_SET[dst_port]
+        rows = np.nonzero(tcp & (on_tls | on_smb | on_http))[0]
         if not len(rows):
             return
-        self._tcp_pdus.rename(dissection, codes, rows, direction_keys(dissection, rows), on_tls[rows])
+        kinds = np.where(on_tls[rows], TLS_KIND, np.where(on_smb[rows], NBSS_KIND, HTTP_KIND))
+        self._tcp_pdus.rename(dissection, codes, rows, direction_keys(dissection, rows), kinds)
 
     def _payload(self, dissection: Dissection, row: int, length: int) -> bytes:
         frames = dissection.frames

@@ -25,10 +25,10 @@ MAGICS: dict[bytes, tuple[str, int]] = {
     b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
 }
 
-# Some writers store a snaplen that does not match what they captured (a
-# capture cut at 96 bytes may store 262144, others store 65535 and contain
-# 256 KiB offloaded segments), so the header snaplen is only trusted as a bound
-# with this factor and never below 16 MiB.
+# Some writers store a snaplen that does not match what they captured: a
+# capture cut at 96 bytes may store 262144, and others store 65535 but contain
+# 256 KiB offloaded segments. The header snaplen is therefore only trusted as a
+# bound with this factor, and never below 16 MiB.
 SNAPLEN_MARGIN_FACTOR = 4
 MIN_CAP_LEN_LIMIT_BYTES = 16 * 1024 * 1024
 

@@ -8,9 +8,9 @@ bytes, and it names only frames that carry payload. What this cannot match
 in Wireshark:
 
 * Wireshark reassembles TCP streams and names only the segment that completes
-  a PDU. ``tcp_pdus`` follows record boundaries for TLS and NBSS (SMB) to do
-  the same; an HTTP segment is named HTTP when it starts with a request or
-  status line.
+  a PDU. ``tcp_pdus`` follows message boundaries for TLS, NBSS (SMB) and HTTP
+  with a Content-Length body to do the same. Other protocols are named in
+  every segment that carries payload on their port.
 * TLS names come from the record-layer version (SSLv3, TLSv1, TLSv1.1,
   TLSv1.2). A session negotiated as 1.3 is named TLSv1.3 from its server hello
   on (see ``flow_names``).
@@ -154,8 +154,10 @@ def protocol_codes(dissection: Dissection) -> np.ndarray:
     count = len(dissection)
     codes = np.full(count, names.code("Ethernet"), dtype=np.int64)
 
-    for link_type, name in LINK_TYPE_NAMES.items():
-        codes[dissection.link_type == link_type] = names.code(name)
+    for link_type in np.unique(dissection.link_type):
+        name = LINK_TYPE_NAMES.get(int(link_type))
+        if name is not None:
+            codes[dissection.link_type == link_type] = names.code(name)
 
     # EtherType layer: named types, else the hex value as Wireshark shows it.
     net_type = dissection.net_type
@@ -174,8 +176,12 @@ def protocol_codes(dissection: Dissection) -> np.ndarray:
     codes[ipv6] = names.code("IPv6")
     proto = dissection.ip_proto
     whole = (ipv4 | ipv6) & ~dissection.is_fragment
+    by_protocol = np.full(256, MISSING, dtype=np.int64)
     for number, name in IP_PROTOCOL_NAMES.items():
-        codes[whole & (proto == number)] = names.code(name)
+        by_protocol[number] = names.code(name)
+    protocol_code = by_protocol[proto & 0xFF]
+    named_protocol = whole & (proto >= 0) & (protocol_code >= 0)
+    codes[named_protocol] = protocol_code[named_protocol]
     _name_igmp(dissection, codes, whole & (proto == 2))
 
     # Application protocols: only frames with transport payload are looked at.

@@ -48,8 +48,8 @@ class ByteStream:
         parts = [self.buffer[self.pos:]]
         have = len(parts[0])
         while have < min_bytes and not self.eof:
-            # Fixed-size reads: a damaged length field that asks for far more
-            # than the file has never makes the reader allocate that much.
+            # Fixed-size reads: a damaged length field that requests far more
+            # than the file contains never makes the reader allocate that much.
             data = self._raw.read(self._read_size)
             if not data:
                 self.cut_short = getattr(self._raw, "cut_short", False)

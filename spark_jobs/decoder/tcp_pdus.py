@@ -6,22 +6,26 @@ message that spans several segments is named only in the segment that
 completes it. The segments before it show "TCP". A segment that starts in the
 middle of a record is still named when it completes that record or contains a
 whole record. This module follows the record boundaries of each direction of
-each TCP connection to do the same for TLS (5-byte header) and NBSS (4-byte
-header, carrying SMB and SMB2).
+each TCP connection to do the same for TLS (5-byte header), NBSS (4-byte
+header, carrying SMB and SMB2) and HTTP (headers, then a Content-Length body).
 
 It walks the segments of those ports one by one in Python, because each
 segment's record boundary depends on the previous segment of the same
-direction. Only frames on the TLS and SMB ports with payload take this path,
-so other traffic keeps the vectorised speed. State is one small entry per
-direction of each such connection.
+direction. Only payload frames on the TLS, SMB and HTTP ports, in directions
+where a record header was seen, take this path, so other traffic keeps the
+vectorised speed. State is one small entry per direction of each such
+connection.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
 from spark_jobs.decoder.dissection import Dissection
 from spark_jobs.decoder.frame_bytes import MISSING
+from spark_jobs.decoder.protocol_names import HTTP_PREFIX_WORDS
 
 TLS_HEADER_BYTES = 5
 NBSS_HEADER_BYTES = 4
@@ -30,6 +34,10 @@ SMB1_MARKER = b"\xffSMB"
 SMB2_MARKER = b"\xfeSMB"
 NBSS_TYPES = (0x00, 0x81, 0x82, 0x83, 0x84, 0x85)
 TLS_NAMES = {0: "SSLv3", 1: "TLSv1", 2: "TLSv1.1", 3: "TLSv1.2"}
+HTTP_START_WORDS = frozenset(HTTP_PREFIX_WORDS.tolist())
+MAX_HTTP_HEADER_BYTES = 65_536
+CONTENT_LENGTH_PATTERN = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+CHUNKED_PATTERN = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked", re.IGNORECASE)
 
 
 class _Direction:
@@ -72,20 +80,46 @@ def nbss_message(data, offset: int, available: int) -> tuple[int, str] | None:
     return NBSS_HEADER_BYTES + length, name
 
 
+def http_message(data, offset: int, available: int) -> tuple[int, str] | None:
+    """(message length with headers and body, "HTTP") of the HTTP message at ``offset``, or None.
+
+    The body length comes from Content-Length (0 when absent).
+    NOTE: chunked and close-delimited bodies are not followed: the message is
+    taken to end with its headers, so their later segments are named "TCP".
+    """
+    if offset + 4 > available:
+        return None
+    head = bytes(data[offset:min(available, offset + MAX_HTTP_HEADER_BYTES)])
+    if int.from_bytes(head[:4], "big") not in HTTP_START_WORDS:
+        return None
+    header_end = head.find(b"\r\n\r\n")
+    if header_end < 0:
+        return None
+    headers = head[:header_end]
+    header_len = header_end + 4
+    if CHUNKED_PATTERN.search(headers):
+        return header_len, "HTTP"
+    match = CONTENT_LENGTH_PATTERN.search(headers)
+    return header_len + (int(match.group(1)) if match else 0), "HTTP"
+
+
+TLS_KIND, NBSS_KIND, HTTP_KIND = 0, 1, 2
+PARSERS = (tls_record, nbss_message, http_message)
 MAX_RECORDS_PER_SEGMENT = 64
 # Directions remembered at most; the least recently used are forgotten first,
 # and a forgotten direction starts afresh at its next segment.
 MAX_DIRECTIONS = 200_000
 
 
-def _starts_with_header(word: np.ndarray, is_tls: np.ndarray) -> np.ndarray:
+def _starts_with_header(word: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     """True where the first payload bytes (``word``, big-endian) look like a record header."""
     first = word >> 24
     second = (word >> 16) & 0xFF
     third = (word >> 8) & 0xFF
     tls = (first >= 20) & (first <= 24) & (second == 3) & (third <= 4)
     nbss = np.isin(first, NBSS_TYPES) & ((second & 0xFE) == 0)
-    return (word >= 0) & np.where(is_tls, tls, nbss)
+    http = np.isin(word, HTTP_PREFIX_WORDS)
+    return (word >= 0) & np.where(kinds == TLS_KIND, tls, np.where(kinds == NBSS_KIND, nbss, http))
 
 
 class TcpPdus:
@@ -101,24 +135,24 @@ class TcpPdus:
         self._directions: dict[int, _Direction] = {}
 
     def rename(
-        self, dissection: Dissection, codes: np.ndarray, rows: np.ndarray, keys: np.ndarray, is_tls: np.ndarray
+        self, dissection: Dissection, codes: np.ndarray, rows: np.ndarray, keys: np.ndarray, kinds: np.ndarray
     ) -> None:
         """Set ``codes`` of the TCP payload frames at ``rows`` (file order).
 
         Args:
             keys: Direction keys (uint64) aligned with ``rows``.
-            is_tls: True where the row is TLS, False where it is NBSS.
+            kinds: ``TLS_KIND``, ``NBSS_KIND`` or ``HTTP_KIND`` per row.
         """
         # Only directions that have a record header somewhere in this batch,
-        # or a record in flight from an earlier batch, need the walk; in the
-        # others every segment is "TCP", which the port naming already set.
-        starts = _starts_with_header(dissection.payload_word[rows], is_tls)
+        # or state from an earlier batch, need the walk. In the others every
+        # segment is "TCP", which the port naming already set.
+        starts = _starts_with_header(dissection.payload_word[rows], kinds)
         active = set(keys[starts].tolist())
         active.update(self._directions)
         if not active:
             return
         walk = np.isin(keys, np.fromiter(active, dtype=np.uint64, count=len(active)))
-        rows, keys, is_tls = rows[walk], keys[walk], is_tls[walk]
+        rows, keys, kinds = rows[walk], keys[walk], kinds[walk]
 
         frames = dissection.frames
         data = memoryview(frames.buf)
@@ -129,20 +163,20 @@ class TcpPdus:
         names: list[str | None] = []
         directions = self._directions
 
-        for seq, length, start, available, key, tls in zip(
-            sequences, lengths, starts, ends, keys.tolist(), is_tls.tolist()
+        for seq, length, start, available, key, kind in zip(
+            sequences, lengths, starts, ends, keys.tolist(), kinds.tolist()
         ):
-            names.append(self._segment(directions, data, seq, length, start, available, key, tls))
+            names.append(self._segment(directions, data, seq, length, start, available, key, kind))
 
         table = dissection.names
         codes[rows] = [table.code(name) if name is not None else table.code("TCP") for name in names]
 
     @staticmethod
-    def _segment(directions, data, seq, length, start, available, key, tls) -> str | None:
+    def _segment(directions, data, seq, length, start, available, key, kind) -> str | None:
         """Follow one segment; returns the name of the last record it completes, or None."""
         if seq == MISSING:
             return None
-        parse = tls_record if tls else nbss_message
+        parse = PARSERS[kind]
         state = directions.pop(key, None)
         offset = 0
         pending = None

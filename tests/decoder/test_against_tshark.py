@@ -37,31 +37,31 @@ TSHARK_FIELDS = [
 MIN_AGREEMENT = 0.999
 ROLE_SUFFIXES = (" (RA)", " (TA)", " (BSSID)")
 
-HTTP_REASSEMBLY = (
-    "Wireshark reassembles HTTP messages across TCP segments and names only the "
-    "segment that completes one; the decoder names segments that start with an "
-    "HTTP request or status line"
-)
 SMB_PIPES = (
     "Wireshark dissects DCE/RPC services carried in SMB named pipes (SVCCTL, "
     "WINREG, SRVSVC, MDSSVC and others); the decoder stops at SMB/SMB2"
 )
 HEURISTICS = "Wireshark's heuristic dissectors name application protocols on unregistered ports"
+RESUMED_TLS = (
+    "TLS sessions that the capture joins mid-stream, where Wireshark finds record "
+    "boundaries by heuristics; the decoder names such segments TCP"
+)
 
 # capture -> field -> (minimum agreement, reason)
 EXCEPTIONS: dict[str, dict[str, tuple[float, str]]] = {
-    "attack-malware-trickbot.pcap": {"protocol": (0.96, HTTP_REASSEMBLY)},
+    "attack-malware-trickbot.pcap": {"protocol": (0.96, HEURISTICS + " (HTTP on port 7080)")},
     "attack-ssh-bruteforce-guessing.pcap": {
         "protocol": (0.96, "SSH packets that span TCP segments are named TCP by Wireshark's reassembly"),
     },
-    "benign-alexa-app-mixed-lan.pcap": {"protocol": (0.97, HTTP_REASSEMBLY)},
+    "benign-alexa-app-mixed-lan.pcap": {
+        "protocol": (0.99, RESUMED_TLS + "; LLC XID frames are named LLC"),
+    },
     "benign-anyconnect-vpn-lan-mixed.pcap": {
-        "protocol": (0.97, "TLS on unregistered ports and AJP13 are found by Wireshark's heuristics"),
+        "protocol": (0.97, HEURISTICS + " (TLS on unregistered ports, AJP13, HTTP/XML)"),
     },
     "benign-gnutella-p2p-lan-mixed.pcap": {
         "protocol": (0.85, HEURISTICS + " (Mojito, Gnutella, BitTorrent, NAT-PMP)"),
     },
-    "benign-http-web-bro-org.pcap": {"protocol": (0.92, HTTP_REASSEMBLY)},
     "gre-various-encaps.pcap": {
         "protocol": (0.97, "CDP carried directly in GRE is not decoded (the frames are named GRE)"),
     },
@@ -73,14 +73,17 @@ EXCEPTIONS: dict[str, dict[str, tuple[float, str]]] = {
     },
     "loopback-null-smb2-macos.pcap": {"protocol": (0.93, SMB_PIPES)},
     "pcapng-tor-browsing.pcapng": {
-        "protocol": (0.98, "Dropbox LAN sync (DB-LSP-DISC) and TLS records Wireshark finds by heuristics"),
+        "protocol": (0.99, "Dropbox LAN sync (DB-LSP-DISC/JSON) is not recognised; " + RESUMED_TLS),
     },
-    "rawip-ocs-mobile.pcap": {"protocol": (0.99, HTTP_REASSEMBLY)},
-    "sll-kakaotalk-android.pcap": {"protocol": (0.99, HTTP_REASSEMBLY + "; XMPP/XML is named XMPP")},
-    "sll2-http-transfer.pcap": {"protocol": (0.97, HTTP_REASSEMBLY)},
-    "truncated-cut-mid-packet-http.pcap": {"protocol": (0.98, HTTP_REASSEMBLY)},
+    "sll-kakaotalk-android.pcap": {
+        "protocol": (0.99, "XMPP/XML is named XMPP; " + RESUMED_TLS),
+    },
+    "truncated-cut-mid-packet-http.pcap": {
+        "protocol": (0.99, "HTTP messages with chunked bodies are not followed across segments"),
+    },
     "tunnel-teredo-ipv6-in-udp.pcap": {
-        "protocol": (0.92, HTTP_REASSEMBLY + "; a Teredo bubble (IPv6 without payload) is named by its IPv6 header"),
+        "protocol": (0.95, "a Teredo bubble (IPv6 without payload) is named by its IPv6 header, "
+                           "and HTTP/XML is named HTTP"),
         "ports": (0.98, "for a Teredo bubble Wireshark shows the outer UDP ports; the decoder "
                         "decodes the inner IPv6 packet, which has none"),
     },

@@ -200,3 +200,20 @@ def test_malformed_ethernet_frame_counted():
     assert rows[0]["malformed"] is True
     assert rows[1]["malformed"] is False
     assert summary.malformed_frames == 1
+
+
+def test_http_response_named_in_completing_segment():
+    response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 50\r\n\r\n" + b"b" * 50
+    first, second = response[:70], response[70:]
+
+    def segment(sequence: int, payload: bytes, src_port: int, dst_port: int) -> bytes:
+        header = bytearray(tcp(src_port, dst_port, 0x18, payload))
+        header[4:8] = struct.pack("!I", sequence)                                   # sequence number
+        return ethernet("02:00:00:00:00:02", "02:00:00:00:00:01", 0x0800,
+                        ipv4("192.0.2.1", "192.0.2.2", 6, bytes(header)))
+
+    request = segment(1, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 40000, 80)
+    rows, _ = decode_frames([request, segment(500, first, 80, 40000), segment(570, second, 80, 40000)])
+    # Wireshark: the request is HTTP, the response headers with part of the
+    # body are "TCP", and the segment that completes the body is HTTP.
+    assert [row["protocol"] for row in rows] == ["HTTP", "TCP", "HTTP"]

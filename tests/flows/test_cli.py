@@ -39,3 +39,12 @@ def test_ingest_uploads_capture_and_labels(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (store_dir / "captures" / "monday.pcapng").read_bytes() == b"\x0a\x0d\x0d\x0a"
     assert (store_dir / "captures" / "monday.labels.csv").is_file()
+
+
+def test_every_command_help_renders():
+    for command in ("retrain", "ingest", "demo", "score", "serve", "up", "down", "mix"):
+        result = subprocess.run(
+            [sys.executable, "-m", "flows.cli", command, "--help"], capture_output=True, text=True, timeout=120, env=WIDE
+        )
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        assert "Usage" in result.stdout

@@ -178,24 +178,46 @@ def test_serve_registers_schedule_and_limit(stack):
     assert (stack.state / SERVE_PID_NAME).is_file()
 
 
-def test_nightly_and_score_runs_complete(stack):
+def _wait_until_final(client, flow_run_id, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        flow_run = client.read_flow_run(flow_run_id)
+        if flow_run.state is not None and flow_run.state.is_final():
+            return flow_run
+        time.sleep(3)
+    raise AssertionError(f"flow run {flow_run_id} did not finish within {timeout_s} s")
+
+
+def test_two_nightly_runs_queue_then_score(stack):
     stack.wait_for_deployments([f"retrain/{RETRAIN_DEPLOYMENT}", f"score/{SCORE_DEPLOYMENT}"])
     store = open_store(stack.storage_url)
 
     with temporary_settings({PREFECT_API_URL: stack.api_url}):
-        nightly = run_deployment(f"retrain/{RETRAIN_DEPLOYMENT}", timeout=FLOW_RUN_TIMEOUT_S, poll_interval=3)
+        # Both runs are due at once; the concurrency limit lets one start and queues the other.
+        created = [run_deployment(f"retrain/{RETRAIN_DEPLOYMENT}", timeout=0) for _ in range(2)]
+        with get_client(sync_client=True) as client:
+            finished = [_wait_until_final(client, flow_run.id, FLOW_RUN_TIMEOUT_S) for flow_run in created]
+            earlier, later = sorted(finished, key=lambda flow_run: flow_run.start_time)
+            later_state_names = [state.name for state in client.read_flow_run_states(later.id)]
+            earlier_artifacts = _artifact_keys(client, earlier.id)
+            later_artifacts = _artifact_keys(client, later.id)
+
         scored = run_deployment(
             f"score/{SCORE_DEPLOYMENT}", parameters={"capture": "captures/demo/demo.pcapng"},
             timeout=FLOW_RUN_TIMEOUT_S, poll_interval=3,
         )
         with get_client(sync_client=True) as client:
-            nightly_artifacts = _artifact_keys(client, nightly.id)
             score_artifacts = _artifact_keys(client, scored.id)
 
     log = stack.serve_log.read_text()
-    assert nightly.state.is_completed(), f"{nightly.state}\n{log[-4000:]}"
+    assert earlier.state.is_completed(), f"{earlier.state}\n{log[-4000:]}"
+    assert later.state.is_completed(), f"{later.state}\n{log[-4000:]}"
+    assert "AwaitingConcurrencySlot" in later_state_names
+    assert later.start_time >= earlier.end_time
+    # The first run consumed the demo capture, so the queued one found nothing new.
+    assert "netae-retrain" in earlier_artifacts
+    assert "netae-retrain" not in later_artifacts
     assert scored.state.is_completed(), f"{scored.state}\n{log[-4000:]}"
-    assert "netae-retrain" in nightly_artifacts
     assert {"netae-score", "netae-score-flagged"} <= score_artifacts
     champion = store.get_json(layout.champion_key("lstm"))
     assert store.exists(layout.run_manifest_key(champion["version"]))

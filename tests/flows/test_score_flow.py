@@ -68,7 +68,7 @@ def test_markup_dns_name_only_escaped_in_report(trained_store, shared_cases):
     summary = score(capture=str(shared_cases / "markup-in-fields.pcap"), settings=settings)
 
     html = settings.open_store().get_bytes(summary["report"]).decode("utf-8")
-    assert summary["capture"] == f"captures/adhoc/{summary['run_id']}/markup-in-fields.pcap"
+    assert summary["capture"] == f"adhoc/captures/{summary['run_id']}/markup-in-fields.pcap"
     assert summary["report"] == f"reports/adhoc/{summary['run_id']}/report.html"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.example" in html
     assert "<script>" not in html
@@ -135,7 +135,7 @@ def test_capture_key_in_store_is_scored_without_upload(trained_store):
     summary = score(capture="captures/demo/demo.pcapng", settings=settings)
 
     assert summary["capture"] == "captures/demo/demo.pcapng"
-    assert not any(settings.open_store().iter_keys(f"captures/adhoc/{summary['run_id']}/"))
+    assert not any(settings.open_store().iter_keys(f"adhoc/captures/{summary['run_id']}/"))
     for kind in ("lstm", "conv1d"):
         assert 0.0 <= summary["metrics"][kind]["recall"] <= 1.0
         assert summary["flagged_windows"][kind] < summary["windows"][kind]
@@ -183,7 +183,7 @@ def test_local_labels_for_stored_capture_are_uploaded_apart(trained_store, demo_
 
     summary = score(capture="captures/demo/demo.pcapng", labels=str(demo_sample / "demo.labels.csv"), settings=settings)
 
-    assert store.exists(f"captures/adhoc/{summary['run_id']}/demo.labels.csv")
+    assert store.exists(f"adhoc/captures/{summary['run_id']}/demo.labels.csv")
     assert store.get_bytes("captures/demo/demo.labels.csv") == stored_labels
     for kind in ("lstm", "conv1d"):
         assert 0.0 <= summary["metrics"][kind]["recall"] <= 1.0

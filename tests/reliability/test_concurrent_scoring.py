@@ -2,9 +2,9 @@
 
 A first night publishes champions, and one ``score`` run alone gives the
 reference result for a small capture. Then ``netae retrain`` starts in a child
-process on a new capture, and once its flow has started, eight ``score`` runs
-of the same capture start at once in threads of this process (they share its
-Spark session, as runs inside one Prefect worker process do). Every run must
+process on a new capture. Once its flow has started, eight ``score`` runs of
+the same capture start at once in threads of this process, so they share its
+Spark session as runs inside one Prefect worker process do. Every run must
 complete with the reference's windows, flags and scores.
 
 The test samples the resident memory (RSS) of this process and all its

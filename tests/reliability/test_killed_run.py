@@ -2,8 +2,8 @@
 
 The run is ``netae retrain`` in a child process, killed by its pid as soon as
 its log shows an LSTM training epoch. A first night has already published
-champions; they must stay byte for byte, and the next run must resume the
-capture the killed run decoded and publish.
+champions, which must stay byte for byte. The next run must resume the capture
+that the killed run decoded, and publish.
 """
 
 from __future__ import annotations

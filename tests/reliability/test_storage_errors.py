@@ -23,13 +23,13 @@ def test_write_to_paused_endpoint_names_key_and_endpoint(unreachable_store, s3_p
 
     message = str(failure.value)
     assert message.startswith("writing s3://netae-errors/models/lstm/v2/manifest.json failed:")
-    assert f"the S3 endpoint {s3_proxy.endpoint} did not answer" in message
+    assert f"the S3 endpoint {s3_proxy.endpoint} did not respond" in message
     assert "a-secret" not in message
     assert "a-key" not in message
 
 
 def test_listing_root_of_paused_endpoint_names_store(unreachable_store):
-    with pytest.raises(StorageError, match=r"^listing s3://netae-errors failed: the S3 endpoint .* did not answer"):
+    with pytest.raises(StorageError, match=r"^listing s3://netae-errors failed: the S3 endpoint .* did not respond"):
         unreachable_store.list()
 
 
