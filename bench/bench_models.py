@@ -12,9 +12,11 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -24,7 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="netae-bench-keras-"))
+_KERAS_HOME = tempfile.mkdtemp(prefix="netae-bench-keras-")
+atexit.register(shutil.rmtree, _KERAS_HOME, ignore_errors=True)
+os.environ.setdefault("KERAS_HOME", _KERAS_HOME)
 
 import numpy as np  # noqa: E402
 

@@ -20,9 +20,11 @@ The captures folder must contain the public captures named in ``MIXES``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 _STATE = Path(tempfile.mkdtemp(prefix="netae-evaluate-"))
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

@@ -127,6 +127,9 @@ def make_windows(settings: NetaeSettings, capture_ids: list[str], run_id: str) -
             "Capture %s has %d frames, fewer than one window of %d per split: it produced no window",
             capture_id, windows.frames_per_capture[capture_id], settings.window_length,
         )
+    if windows.short_segments:
+        log.info("%d %s segment(s) had fewer rows than one window of %d and produced no window",
+                 windows.short_segments, settings.window_mode, settings.window_length)
     log.info("Windows per split: %s, in %d part(s)", windows.counts, len(windows.parts))
     if sum(windows.counts.values()) == 0:
         raise ValueError(

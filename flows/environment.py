@@ -19,7 +19,8 @@ def apply_defaults(state_dir: Path | None = None) -> None:
     * Prefect's server telemetry is off.
     * TensorFlow start-up messages are quiet and ``KERAS_HOME`` stays in
       ``<state_dir>/keras`` instead of the home folder.
-    * Spark binds to 127.0.0.1 for local masters, and its Python workers run
+    * Spark binds to 127.0.0.1 for local masters (a cluster's workers must reach
+      the driver, so no address is forced there), and its Python workers run
       this interpreter, so they see the same installed packages.
     """
     state = (state_dir or Path(os.environ.get("NETAE_STATE_DIR", DEFAULT_STATE_DIR))).resolve()
@@ -30,8 +31,9 @@ def apply_defaults(state_dir: Path | None = None) -> None:
         "TF_ENABLE_ONEDNN_OPTS": "0",
         "TF_CPP_MIN_LOG_LEVEL": "1",
         "KERAS_HOME": str(state / "keras"),
-        "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
     }
+    if os.environ.get("NETAE_SPARK_MASTER", "local").startswith("local"):
+        defaults["SPARK_LOCAL_IP"] = "127.0.0.1"
     for name, value in defaults.items():
         os.environ.setdefault(name, value)

@@ -86,9 +86,12 @@ def calibrate_threshold(settings: NetaeSettings, kind: str, windows: WindowSet, 
 def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model_key: str, threshold: Threshold) -> dict:
     """Score the evaluation windows and compute metrics.
 
-    With labels: accuracy, precision, recall and F1 of the anomaly class and the
-    confusion matrix. Without labels: the share of windows flagged. The scores go
-    to ``evaluation.parquet`` in the model folder for the report.
+    With labels: accuracy, precision, recall and F1 of the anomaly class, the
+    confusion matrix, ROC-AUC and PR-AUC, and recall and detection delay per
+    attack named in the labels files. Without labels: the share of windows
+    flagged. The metrics also hold the baselines' results (unless
+    ``run_baselines`` is off) and the champion decision (``promotion``). The
+    scores go to ``evaluation.parquet`` in the model folder for the report.
     """
     log = get_run_logger()
     store = settings.open_store()

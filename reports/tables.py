@@ -22,7 +22,13 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("precision", "precision"),
     ("recall", "recall"),
     ("f1", "F1"),
+    ("pr_auc", "PR-AUC"),
+    ("roc_auc", "ROC-AUC"),
     ("flagged_share", "share flagged"),
+    ("isolation_forest_pr_auc", "IsolationForest PR-AUC"),
+    ("zscore_pr_auc", "z-score PR-AUC"),
+    ("champion_pr_auc", "champion PR-AUC"),
+    ("promoted", "promoted (1 = yes)"),
 )
 """(key in ModelSection.metrics, column heading) for each metric column."""
 

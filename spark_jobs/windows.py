@@ -357,6 +357,8 @@ class WindowSet:
             never seen in training (coded as unknown).
         value_bounds: smallest and largest value a window can hold, or None
             when out-of-range values are kept (``flag``).
+        short_segments: segments (capture and split, plus host in ``host``
+            mode) with fewer rows than one window, which produced no window.
     """
 
     parts: list[str]
@@ -372,6 +374,7 @@ class WindowSet:
     out_of_range_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     unknown_category_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     value_bounds: tuple[float, float] | None = (0.0, 1.0)
+    short_segments: int = 0
 
     @property
     def short_captures(self) -> list[str]:
@@ -446,6 +449,7 @@ def build_windows(
         ]
         frames = {row["capture_id"]: row["count"] for row in split_packets.groupBy("capture_id").count().collect()}
         row_counts = {row["capture_id"]: row["count"] for row in rows.groupBy("capture_id").count().collect()}
+        short_segments = rows.groupBy(*segment_keys).count().where(F.col("count") < state.window_length).count()
         transform_documents = rows.mapInPandas(_transform_counts(state), from_arrow_schema(_STATS_SCHEMA)).collect()
     finally:
         if owned:
@@ -461,6 +465,7 @@ def build_windows(
         window_mode=state.window_mode,
         rows_per_capture=row_counts,
         value_bounds=state.value_bounds(),
+        short_segments=short_segments,
     )
     counts: Counter = Counter()
     per_capture: Counter = Counter()

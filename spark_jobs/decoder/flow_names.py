@@ -8,7 +8,7 @@ QUIC long header shows QUIC or GQUIC for its short-header packets too.
 
 ``FlowNames`` keeps that state for one capture across record batches. Only the
 rare anchor frames (server hellos, banners, long headers) are looked at in
-Python; marking the rest of each flow is vectorised. The state holds one entry
+Python; marking the rest of each flow is vectorised. The state keeps one entry
 per anchored flow, so it grows with the number of such sessions, not frames.
 """
 

@@ -24,7 +24,7 @@ def _settings(storage_url: str, **overrides) -> NetaeSettings:
 def _assert_run_published(store, run_id: str) -> str:
     """Check every artifact of a run exists; return the report HTML."""
     keys = set(store.iter_keys())
-    assert any(re.fullmatch(rf"lake/packets/capture_id=[^/]+/part-{run_id}-\d+\.parquet", key) for key in keys)
+    assert any(re.fullmatch(rf"lake/packets/capture_id=[^/]+/part-{run_id}-\d+-\d+\.parquet", key) for key in keys)
     for kind in ("lstm", "conv1d"):
         for name in layout.MODEL_FILES + ("manifest.json",):
             assert layout.model_prefix(kind, run_id) + name in keys, f"{kind} {name} missing"

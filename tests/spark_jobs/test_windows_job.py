@@ -189,6 +189,7 @@ def test_capture_shorter_than_one_window_is_reported(spark, tmp_path):
     table = pa.concat_tables([synthetic_packets("long", 120, seed=14), synthetic_packets("short", 5, seed=15)])
     _state, _fitted, windows, reader = _run_with(spark, table, tmp_path)
     assert windows.short_captures == ["short"]
+    assert windows.short_segments == 3
     assert set(reader.metadata()["capture_id"]) == {"long"}
 
 
