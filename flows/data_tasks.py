@@ -205,8 +205,9 @@ def check_drift_against_baseline(settings: NetaeSettings, store, rows, state: Pr
     key = layout.validation_key(run_id, report.outcome.suite_name)
     store.put_json(key, report.outcome.result)
     if report.moved:
-        log.warning("Drift against %s in %d feature(s): %s; result at %s", source, len(report.moved),
-                    ", ".join(report.moved), store.location(key))
+        first_moved = ", ".join(report.moved[:10]) + (" ..." if len(report.moved) > 10 else "")
+        log.warning("Drift against %s in %d feature(s): %s; full list at %s", source, len(report.moved),
+                    first_moved, store.location(key))
     else:
         log.info("No drift against %s over %d feature(s); result at %s", source, len(summary), store.location(key))
     return {"suite": report.outcome.suite_name, "success": report.outcome.success, "moved": report.moved, "key": key}

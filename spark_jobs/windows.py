@@ -131,9 +131,9 @@ def row_schema(chosen: FeatureSet) -> pa.Schema:
 def feature_rows(split_packets: DataFrame, feature_set_name: str) -> DataFrame:
     """Derive the feature rows of ``feature_set_name`` from split packets, on the executors.
 
-    Sets that work frame by frame run in ``mapInPandas`` without a shuffle;
-    the others group by their ``group_by`` columns, which sends a whole capture
-    (``stats``) or a whole capture and split (``flow``) to one task.
+    Sets that work frame by frame run in ``mapInPandas`` without a shuffle.
+    The others group by their ``group_by`` columns, so a whole capture
+    (``stats``) or a whole capture and split (``flow``) goes to one task.
     """
     chosen = feature_set(feature_set_name)
     schema = row_schema(chosen)
@@ -352,7 +352,7 @@ class WindowSet:
         window_mode: ``capture`` or ``host``.
         rows_per_capture: feature rows (frames, or flows) of each capture.
         out_of_range_counts: per split, per numeric feature, values outside the
-            training range (clipped or flagged, as the state says).
+            training range (clipped or kept, as ``out_of_range`` sets).
         unknown_category_counts: per split, per categorical feature, values
             never seen in training (coded as unknown).
         value_bounds: smallest and largest value a window can hold, or None

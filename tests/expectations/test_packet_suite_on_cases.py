@@ -13,7 +13,6 @@ import pytest
 from expectations import packet_suite, validate_dataframe
 from spark_jobs.decoder import decode_to_table
 
-CASES_DIRECTORY = Path(__file__).resolve().parents[2] / ".." / "shared" / "cases"
 
 CASE_FILES = [
     "no-transport-layer.pcap",  # ARP, LLDP, STP: no IP or port fields
@@ -29,10 +28,8 @@ CASE_FILES = [
 
 
 @pytest.fixture(scope="module")
-def cases_directory() -> Path:
-    if not CASES_DIRECTORY.is_dir():
-        pytest.skip(f"field cases not found at {CASES_DIRECTORY.resolve()}")
-    return CASES_DIRECTORY
+def cases_directory(shared_cases: Path) -> Path:
+    return shared_cases
 
 
 @pytest.mark.parametrize("case_file", CASE_FILES)
