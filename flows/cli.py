@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 
 from flows.environment import apply_defaults
 
@@ -21,9 +22,15 @@ SAMPLE_DIR = Path(__file__).resolve().parent.parent / "samples" / "demo"
 DEMO_PREFIX = "captures/demo/"
 
 
-def _settings(**overrides) -> NetaeSettings:
+def _settings(settings_class: type[NetaeSettings] = NetaeSettings, **overrides) -> NetaeSettings:
+    """Build settings from flags over NETAE_* variables; an invalid value exits with one clear line."""
     values = {name: value for name, value in overrides.items() if value is not None}
-    return NetaeSettings(**values)
+    try:
+        return settings_class(**values)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, item['loc'])) or 'settings'}: {item['msg']}" for item in error.errors())
+        typer.echo(f"error: invalid settings: {problems}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def _run_retrain(settings: NetaeSettings) -> dict:
@@ -81,7 +88,11 @@ def demo(
     if not samples:
         raise typer.BadParameter(f"no sample found in {SAMPLE_DIR}; record one with samples/record_demo.py")
     for path in samples:
-        store.put_file(DEMO_PREFIX + path.name, str(path))
+        # An unchanged sample is not uploaded again, so a second demo run finds
+        # nothing new instead of retraining on the same frames.
+        stored = store.stat(DEMO_PREFIX + path.name)
+        if stored is None or stored.size_bytes != path.stat().st_size or store.get_bytes(DEMO_PREFIX + path.name) != path.read_bytes():
+            store.put_file(DEMO_PREFIX + path.name, str(path))
     manifest = _run_retrain(settings)
     _print_outcome(settings, manifest)
 
@@ -102,7 +113,7 @@ def score(
     from flows.score import ScoreSettings, score as score_flow
 
     values = {"storage_url": storage_url, "pseudonymize": pseudonymize, "top_flagged_windows": top, "spark_master": spark_master}
-    settings = ScoreSettings(**{name: value for name, value in values.items() if value is not None})
+    settings = _settings(ScoreSettings, **values)
     with FlowProgress("score") as progress:
         summary = score_flow(capture=capture, labels=labels, settings=settings)
         progress.finish()

@@ -24,6 +24,8 @@ def apply_defaults(state_dir: Path | None = None) -> None:
       this interpreter, so they see the same installed packages.
     """
     state = (state_dir or Path(os.environ.get("NETAE_STATE_DIR", DEFAULT_STATE_DIR))).resolve()
+    # Prefect creates its home folder without parents and warns when that fails.
+    state.mkdir(parents=True, exist_ok=True)
     defaults = {
         "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",

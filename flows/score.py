@@ -393,6 +393,7 @@ def write_score_report(
         display_filter=display_filter(comments) if comments else None,
         export_location=store.location(export_key) if export_key else None,
         exported_frames=exported,
+        flagged_frame_numbers=sorted(comments),
         notes=notes,
         links={
             **{f"{kind} champion": store.location(champion.prefix) for kind, champion in champions.items()},

@@ -100,6 +100,7 @@ class ScoreReportInputs:
     display_filter: str | None = None
     export_location: str | None = None
     exported_frames: int = 0
+    flagged_frame_numbers: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
     pseudonymized: bool = False

@@ -97,7 +97,10 @@ def render_score_report(inputs: ScoreReportInputs) -> str:
             traffic_plots.plot_packet_rate(inputs.packets),
         ]
 
-    flagged_numbers = {number for window in inputs.flagged for number in window.frame_numbers}
+    # Host counts cover every flagged frame; the top windows list only a few of them.
+    flagged_numbers = set(inputs.flagged_frame_numbers) or {
+        number for window in inputs.flagged for number in window.frame_numbers
+    }
     context = {
         "title": inputs.title,
         "run_id": inputs.run_id,
@@ -194,7 +197,9 @@ def host_rows(packets: pd.DataFrame, flagged_numbers: set[int], frames: pd.DataF
     table["total"] = table["count_sent"] + table["count_received"]
     table = table.reset_index().sort_values(["total", "address"], ascending=[False, True]).head(TOP_HOSTS)
 
-    flagged = frames[frames["frame_number"].isin(flagged_numbers)]
+    # The packet sample covers every frame the host table counts; ``frames`` holds only the listed ones.
+    source = packets if "frame_number" in packets.columns else frames
+    flagged = source[source["frame_number"].isin(flagged_numbers)]
     flagged_counts = pd.concat([flagged["src_addr"], flagged["dst_addr"]]).value_counts()
     return [
         HostRow(

@@ -5,7 +5,8 @@ reference result for a small capture. Then ``netae retrain`` starts in a child
 process on a new capture. Once its flow has started, eight ``score`` runs of
 the same capture start at once in threads of this process, so they share its
 Spark session as runs inside one Prefect worker process do. Every run must
-complete with the reference's windows, flags and scores.
+complete with the reference's windows, flags and scores while the nightly run
+is still going. The test then stops the nightly run, to keep the test short.
 
 The test samples the resident memory (RSS) of this process and all its
 descendants (Spark's JVM, the nightly run's process tree) every 0.25 s and
@@ -147,16 +148,16 @@ def test_eight_scores_during_nightly_run_match_score_alone(tmp_path, demo_sample
             futures = [pool.submit(score, SCORE_INPUT_KEY, settings=settings) for _ in range(CONCURRENT_SCORES)]
             results = [future.result(timeout=SCORE_WAIT_S) for future in futures]
         scoring_s = time.monotonic() - started_s
-        nightly_running_during_scores = child.poll() is None
-        nightly_exit = child.wait(timeout=NIGHTLY_WAIT_S)
+        nightly_running_after_scores = child.poll() is None
     finally:
         sampler.stop()
+        # The nightly run only provides the load, and test_killed_run.py covers a
+        # run stopped part-way. Its process group contains its JVM and Prefect server.
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait(timeout=30)
 
-    assert nightly_running_during_scores
-    assert nightly_exit == 0, "\n".join(nightly_output[-40:])
+    assert nightly_running_after_scores, "\n".join(nightly_output[-40:])
     assert len({result["run_id"] for result in results}) == CONCURRENT_SCORES
     for result in results:
         assert result["frames"] == reference["frames"]
