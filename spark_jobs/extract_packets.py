@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from objectstore import ObjectStore, open_store
+from objectstore import ObjectStore, StorageError, open_store
 from spark_jobs.captures import CaptureRef, capture_ref_for_key
 from spark_jobs.chunking import (
     PCAP_HEADER_BYTES,
@@ -99,7 +99,15 @@ def partition_prefix(output_prefix: str, capture_id: str) -> str:
 def _read_labels(store: ObjectStore, labels_key: str | None):
     if labels_key is None:
         return None
-    return parse_labels(store.get_bytes(labels_key).decode("utf-8"), source=store.location(labels_key))
+    try:
+        data = store.get_bytes(labels_key)
+    except StorageError as error:
+        raise LabelsError(f"cannot read labels file {labels_key!r}: {error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise LabelsError(f"{store.location(labels_key)}: not UTF-8 text at byte {error.start}") from None
+    return parse_labels(text, source=store.location(labels_key))
 
 
 def _with_labels(batch: pa.RecordBatch, ranges) -> pa.RecordBatch:

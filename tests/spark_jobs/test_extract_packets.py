@@ -71,3 +71,14 @@ def test_unreadable_capture_keeps_earlier_partition(spark, store, demo_sample, s
     assert "changing.pcap" in bad.error
     assert not bad.decoded
     assert list_partition_parts(store, "lake/packets/", [ref.capture_id]) == good.parts
+
+
+def test_binary_labels_file_sets_capture_aside(spark, store, demo_sample):
+    store.put_file("captures/demo.pcapng", str(demo_sample / "demo.pcapng"))
+    store.put_bytes("captures/demo.labels.csv", b"first_frame,last_frame,label\n\xff\xfe1,2,anomaly\n")
+    ref = capture_ref_for_key(store, "captures/demo.pcapng")
+    status = extract_packets(spark, store, [ref], output_prefix="lake/packets/", run_id="l")[0]
+    assert not status.decoded
+    assert status.error.startswith("invalid labels file:")
+    assert "not UTF-8 text at byte 29" in status.error
+    assert list_partition_parts(store, "lake/packets/", [ref.capture_id]) == []
