@@ -91,9 +91,17 @@ def decide_promotion(
             False,
             f"PR-AUC {challenger_pr_auc:.4f} is more than {margin} below champion {champion_version}'s {champion_pr_auc:.4f}",
         )
+    # The champion's PR-AUC is measured again on this run's evaluation windows, so both scores see the same data.
+    if challenger_pr_auc >= champion_pr_auc:
+        return decision(
+            True,
+            f"PR-AUC {challenger_pr_auc:.4f} is at least champion {champion_version}'s {champion_pr_auc:.4f} "
+            "on this run's evaluation windows",
+        )
     return decision(
         True,
-        f"PR-AUC {challenger_pr_auc:.4f} is no more than {margin} below champion {champion_version}'s {champion_pr_auc:.4f}",
+        f"PR-AUC {challenger_pr_auc:.4f} is within {margin} of champion {champion_version}'s {champion_pr_auc:.4f} "
+        "on this run's evaluation windows",
     )
 
 

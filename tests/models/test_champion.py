@@ -26,11 +26,13 @@ def test_worse_challenger_not_promoted():
 def test_challenger_within_margin_promoted():
     decision = _decide(0.94, 0.95)
     assert decision.promote
-    assert "no more than 0.02 below" in decision.reason
+    assert "within 0.02 of champion" in decision.reason
 
 
 def test_better_challenger_promoted():
-    assert _decide(0.99, 0.95).promote
+    decision = _decide(0.99, 0.95)
+    assert decision.promote
+    assert "is at least champion" in decision.reason
 
 
 def test_first_model_promoted():
