@@ -45,7 +45,7 @@ def pull_captures(settings: NetaeSettings) -> CaptureIntake:
     )
     log.info(
         "Under %s: %d new or changed capture(s), %d resumed from an unpublished run, %d unchanged; "
-        "%d earlier capture(s) in the lake join training",
+        "%d earlier capture(s) in the lake available to train on",
         store.location(settings.captures_prefix), len(intake.new), len(intake.resumed), intake.unchanged,
         len(intake.history),
     )
