@@ -12,7 +12,7 @@ DEFAULT_STATE_DIR = Path(".netae")
 def apply_defaults(state_dir: Path | None = None) -> None:
     """Set defaults for Prefect, TensorFlow, Keras and Spark, keeping any value already set.
 
-    * ``PREFECT_HOME`` in ``<state_dir>/prefect`` holds the SQLite database of
+    * ``PREFECT_HOME`` in ``<state_dir>/prefect`` contains the SQLite database of
       Prefect's local API, so the embedded setup needs no server.
     * The local API gets 120 s to start, because a fresh database can take close
       to Prefect's 20 s default on a 2-core machine.

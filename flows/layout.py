@@ -9,7 +9,7 @@
     validations/<run>/<suite>.json                Great Expectations results
     runs/<run>/manifest.json                      what the run consumed, set aside and published
 
-A model version is complete only once its ``manifest.json`` exists; the champion
+A model version is complete only once its ``manifest.json`` exists. The champion
 pointer is written after it, so a reader following the pointer never finds half
 a model.
 """

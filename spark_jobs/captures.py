@@ -55,7 +55,7 @@ def is_capture_candidate(info: ObjectInfo) -> bool:
     """Return whether a listed object should be decoded as a capture.
 
     Labels files and hidden files (names starting with a dot) are not captures.
-    Every other object is a candidate; the decoder tells from its magic bytes
+    Every other object is a candidate; the decoder decides from its magic bytes
     whether it is really a capture.
     """
     name = PurePosixPath(info.key).name

@@ -96,8 +96,8 @@ def find_record_start(layout: PcapLayout, data: bytes, *, at_end_of_file: bool) 
     """Return the first offset in ``data`` where a chain of plausible record headers starts.
 
     A chain is ``RESYNC_CHAIN`` headers, each starting where the previous record
-    ends; a chain that reaches exactly the end of ``data`` also counts when
-    ``data`` runs to the end of the file.
+    ends. A shorter chain that reaches exactly the end of ``data`` also counts
+    when ``data`` runs to the end of the file.
     """
     for candidate in range(0, max(len(data) - RECORD_HEADER_BYTES + 1, 0)):
         offset, links = candidate, 0

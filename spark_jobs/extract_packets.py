@@ -2,7 +2,7 @@
 
 Executors open the capture bytes from object storage themselves and write the
 Parquet parts straight back to it, so capture data never passes through the
-driver; the driver only collects one status row per capture.
+driver. The driver only collects one status row per task.
 
 Layout of the table under ``output_prefix``::
 
@@ -136,9 +136,9 @@ class DecodeTask:
     """One Spark task's share of a capture: the whole file, or one byte range of a classic pcap.
 
     ``chunk_index`` is -1 for a whole capture. A chunk covers the records in
-    [``start``, ``end``) and numbers them from ``first_frame``;
+    [``start``, ``end``) and numbers them from ``first_frame``.
     ``previous_timestamp_ns`` is the time of the frame before the chunk, so
-    inter-arrival times continue; ``header`` is the file's 24-byte pcap header.
+    inter-arrival times continue. ``header`` is the file's 24-byte pcap header.
     """
 
     capture_id: str

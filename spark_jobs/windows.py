@@ -69,17 +69,8 @@ WINDOW_METADATA_FIELDS = [
 WINDOW_SCHEMA = pa.schema(WINDOW_METADATA_FIELDS + [pa.field("values", pa.list_(pa.float32()), nullable=False)])
 WINDOW_METADATA_COLUMNS = [item.name for item in WINDOW_METADATA_FIELDS]
 
-ROW_METADATA_FIELDS = [
-    pa.field("capture_id", pa.string(), nullable=False),
-    pa.field("split", pa.string(), nullable=False),
-    pa.field("host", pa.string()),
-    pa.field("first_frame", pa.int64(), nullable=False),
-    pa.field("last_frame", pa.int64(), nullable=False),
-    pa.field("start_ns", pa.int64(), nullable=False),
-    pa.field("end_ns", pa.int64(), nullable=False),
-    pa.field("label", pa.int8()),
-    pa.field("anomalous_frames", pa.int32(), nullable=False),
-]
+# A feature row carries the same metadata as a window, except the window index.
+ROW_METADATA_FIELDS = [item for item in WINDOW_METADATA_FIELDS if item.name != "window_index"]
 
 _PART_STATUS_SCHEMA = pa.schema([pa.field("status_json", pa.string(), nullable=False)])
 _STATS_SCHEMA = pa.schema([pa.field("stats_json", pa.string(), nullable=False)])

@@ -21,6 +21,7 @@ os.environ.setdefault("PREFECT_HOME", str(_STATE_DIR / "prefect"))
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 from flows.environment import apply_defaults  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 apply_defaults(_STATE_DIR)
 
@@ -64,13 +65,6 @@ def spark():
     session = get_spark(master="local[2]", driver_memory="2g", shuffle_partitions=4)
     yield session
     session.stop()
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class MotoServer:

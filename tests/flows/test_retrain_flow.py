@@ -30,7 +30,8 @@ def _assert_run_published(store, run_id: str) -> str:
             assert layout.model_prefix(kind, run_id) + name in keys, f"{kind} {name} missing"
         assert store.get_json(layout.champion_key(kind))["version"] == run_id
         threshold = store.get_json(layout.model_prefix(kind, run_id) + "threshold.json")
-        assert threshold["method"] == "mean_k_std" and threshold["value"] > 0
+        assert threshold["method"] == "mean_k_std"
+        assert threshold["value"] > 0
     for suite in ("packets", "windows"):
         assert layout.validation_key(run_id, suite) in keys
     return store.get_bytes(layout.report_key(run_id)).decode("utf-8")
@@ -65,14 +66,15 @@ def test_shared_capture_run_lists_both_models(tmp_path, shared_captures):
     manifest = retrain(settings=settings)
 
     html = _assert_run_published(store, manifest["run_id"])
-    assert "lstm" in html and "conv1d" in html
+    assert "lstm" in html
+    assert "conv1d" in html
     assert manifest["set_aside"] == []
     for kind in ("lstm", "conv1d"):
         assert 0.0 <= manifest["metrics"][kind]["flagged_share"] <= 1.0
         assert "recall" not in manifest["metrics"][kind]
 
 
-def test_unreadable_capture_is_set_aside_and_good_one_published(tmp_path, demo_sample, shared_cases):
+def test_unreadable_capture_set_aside(tmp_path, demo_sample, shared_cases):
     settings = _settings(f"file://{tmp_path / 'data'}")
     store = settings.open_store()
     store.put_file("captures/good.pcapng", str(demo_sample / "demo.pcapng"))
@@ -83,11 +85,13 @@ def test_unreadable_capture_is_set_aside_and_good_one_published(tmp_path, demo_s
     _assert_run_published(store, manifest["run_id"])
     assert [item["key"] for item in manifest["set_aside"]] == ["captures/not-a-capture.pcap"]
     reason = manifest["set_aside"][0]["reason"]
-    assert "not-a-capture.pcap" in reason and "not a capture" in reason.lower()
+    assert "not-a-capture.pcap" in reason
+    assert "not a capture" in reason.lower()
     decoded = [item["key"] for item in manifest["captures"] if item["decoded"]]
     assert decoded == ["captures/good.pcapng"]
     html = store.get_bytes(layout.report_key(manifest["run_id"])).decode("utf-8")
-    assert "set aside" in html and "not-a-capture.pcap" in html
+    assert "set aside" in html
+    assert "not-a-capture.pcap" in html
 
 
 def test_run_without_readable_capture_fails_and_keeps_champion(tmp_path, demo_sample, shared_cases):

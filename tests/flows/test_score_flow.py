@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -18,25 +17,13 @@ from flows.retrain import retrain
 from flows.score import CaptureNotDecodedError, MissingChampionError, ScoreSettings, score
 from flows.settings import NetaeSettings
 from reports.pseudonyms import Pseudonymizer
+from tests.tshark_tools import needs_tshark, tshark_fields
 
 pytestmark = pytest.mark.slow
 
 SMALL_MODELS = dict(epochs=2, lstm_units=8, conv_filters=8, window_length=16, window_stride=8, batch_size=64)
 SCAN_CAPTURE = "attack-nmap-syn-scan.pcap"
 PSEUDONYM_KEY = "test-key-for-pseudonyms-0123456789"
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (Debian package tshark)")
-
-
-def tshark_fields(path, *fields: str, display: str | None = None) -> list[list[str]]:
-    """Return one list of field values per frame that tshark prints for ``path``."""
-    command = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=/t"]
-    if display is not None:
-        command += ["-Y", display]
-    for field in fields:
-        command += ["-e", field]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return [line.split("\t") for line in result.stdout.splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import shutil
-import subprocess
 
 import pytest
 
 from flows.wireshark_export import CapturedFrame, display_filter, read_frames, write_pcapng
 from spark_jobs.decoder.errors import CaptureError
-
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (Debian package tshark)")
-
-
-def tshark_fields(path, *fields: str, display: str | None = None) -> list[list[str]]:
-    """Return one list of field values per frame that tshark prints for ``path``."""
-    command = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=/t"]
-    if display is not None:
-        command += ["-Y", display]
-    for field in fields:
-        command += ["-e", field]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return [line.split("\t") for line in result.stdout.splitlines()]
+from tests.tshark_tools import needs_tshark, tshark_fields
 
 
 def test_display_filter_collapses_runs_into_ranges():

@@ -88,5 +88,7 @@ def test_metrics_use_anomaly_as_positive_class():
 
 def test_metrics_without_flags_have_zero_precision():
     metrics = binary_metrics(np.array([1, 0]), np.array([False, False]))
-    assert metrics["precision"] == 0.0 and metrics["recall"] == 0.0 and metrics["f1"] == 0.0
+    assert metrics["precision"] == 0.0
+    assert metrics["recall"] == 0.0
+    assert metrics["f1"] == 0.0
     assert flagged_share(np.array([True, False, False, False])) == pytest.approx(0.25)

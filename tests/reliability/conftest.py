@@ -10,21 +10,16 @@ import time
 
 import pytest
 
+from tests.ports import free_port
 from tests.reliability.tcp_proxy import PausableProxy
 
 MOTO_START_TIMEOUT_S = 30
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_port():
     """Port of a moto S3 server started for one test module on 127.0.0.1; stopped by its pid afterwards."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -32,6 +32,7 @@ import pytest
 
 from flows.retrain import retrain
 from flows.score import ScoreSettings, adhoc_prefix, score
+from tests.reliability.child_env import netae_child_env
 
 pytestmark = pytest.mark.slow
 
@@ -97,16 +98,7 @@ def _scores(store, run_id: str) -> dict[str, pd.DataFrame]:
 
 
 def _start_nightly(storage_url: str, state_dir: Path) -> tuple[subprocess.Popen, list[str], threading.Event]:
-    env = {
-        **os.environ,
-        "NETAE_STORAGE_URL": storage_url,
-        "NETAE_STATE_DIR": str(state_dir),
-        "PREFECT_HOME": str(state_dir / "prefect"),
-        "KERAS_HOME": str(state_dir / "keras"),
-        "NETAE_SPARK_MASTER": "local[2]",
-        "NETAE_EPOCHS": "2",
-        **{f"NETAE_{name.upper()}": str(value) for name, value in SMALL_MODELS.items()},
-    }
+    env = netae_child_env(storage_url, state_dir, SMALL_MODELS, epochs="2")
     child = subprocess.Popen(
         [str(Path(sys.executable).parent / "netae"), "retrain"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, env=env, text=True, errors="replace", start_new_session=True,

@@ -23,6 +23,7 @@ from flows import layout
 from flows.ledger import LEDGER_KEY
 from flows.retrain import retrain
 from flows.settings import NetaeSettings
+from tests.reliability.child_env import netae_child_env
 
 pytestmark = pytest.mark.slow
 
@@ -34,18 +35,8 @@ SMALL_MODELS = dict(lstm_units=8, conv_filters=8, window_length=16, window_strid
 
 def _run_and_kill_during_training(storage_url: str, state_dir: Path) -> tuple[list[str], str]:
     """Start ``netae retrain`` in a child process, SIGKILL it at its first LSTM epoch; return its output and the line seen."""
-    env = {
-        **os.environ,
-        "NETAE_STORAGE_URL": storage_url,
-        "NETAE_STATE_DIR": str(state_dir),
-        "PREFECT_HOME": str(state_dir / "prefect"),
-        "KERAS_HOME": str(state_dir / "keras"),
-        "NETAE_SPARK_MASTER": "local[2]",
-        # Enough epochs that training is still going when the kill lands.
-        "NETAE_EPOCHS": "200",
-        "NETAE_EARLY_STOPPING_PATIENCE": "1000",
-        **{f"NETAE_{name.upper()}": str(value) for name, value in SMALL_MODELS.items()},
-    }
+    # Enough epochs that training is still going when the kill lands.
+    env = netae_child_env(storage_url, state_dir, SMALL_MODELS, epochs="200", early_stopping_patience="1000")
     netae = Path(sys.executable).parent / "netae"
     child = subprocess.Popen(
         [str(netae), "retrain"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -55,7 +55,8 @@ def test_all_values_are_finite_and_in_unit_range(spark, tmp_path):
     blocks = list(reader.iter_windows())
     values = np.concatenate(blocks)
     assert np.isfinite(values).all()
-    assert values.min() >= 0.0 and values.max() <= 1.0
+    assert values.min() >= 0.0
+    assert values.max() <= 1.0
 
 
 def test_changing_test_split_leaves_fitted_state_identical(spark, tmp_path):
