@@ -5,10 +5,12 @@ child's resource usage (``os.wait4``) gives its peak resident memory (RSS
 high-water mark, imports included) alone. Rates leave start-up out. The
 Python tools time their decoding loop themselves, after one warm-up read of a
 one-frame copy, counting the CPU of the process and of the tshark child that
-pyshark waits for. For tshark, the
-fastest of three runs on a one-frame copy of the capture is subtracted. The rate per core is
-frames divided by user plus system CPU seconds. The wall-clock rate is also
-shown, and on a busy machine it is lower.
+pyshark waits for. For tshark, the fastest of three runs on a one-frame copy
+of the capture is subtracted. The rate per core is frames divided by user plus
+system CPU seconds. The wall-clock rate is also shown, and on a busy machine it
+is lower. Each tool runs ``--repeat`` times (3 by default) in new processes,
+and the table shows the run of median CPU time, because a run of a few tens of
+milliseconds varies by 10% or more from one process to the next.
 
 What each tool produces:
 
@@ -226,7 +228,19 @@ def _run_tool(tool: str, path: Path, total: int, pyshark_frames: int, one_frame:
     return _child_python(tool, path, pyshark_frames if tool == "pyshark" else None, one_frame)
 
 
-def benchmark(path: Path, label: str, tools: list[str], pyshark_frames: int) -> list[str]:
+def _median_run(tool: str, path: Path, total: int, pyshark_frames: int, one_frame: Path, repeat: int) -> dict:
+    """Run ``tool`` ``repeat`` times, each in a new process; return the run of median CPU time.
+
+    The peak RSS reported is the largest of all runs.
+    """
+    runs = [_run_tool(tool, path, total, pyshark_frames, one_frame) for _ in range(repeat)]
+    runs.sort(key=lambda run: run["cpu_s"])
+    median = dict(runs[len(runs) // 2])
+    median["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
+    return median
+
+
+def benchmark(path: Path, label: str, tools: list[str], pyshark_frames: int, repeat: int = 1) -> list[str]:
     rows = []
     total = _count_frames(path)
     print(f"{label}: {path.name}, {total:,} frames, {path.stat().st_size / 2**20:,.1f} MiB", file=sys.stderr)
@@ -236,7 +250,7 @@ def benchmark(path: Path, label: str, tools: list[str], pyshark_frames: int) -> 
     subprocess.run(["editcap", "-F", "pcap", "-r", str(path), str(one_frame), "1"], check=True, capture_output=True)
     results = {}
     for tool in tools:
-        result = _run_tool(tool, path, total, pyshark_frames, one_frame)
+        result = _median_run(tool, path, total, pyshark_frames, one_frame, repeat)
         if tool == "tshark":
             start_up = [_run_tool(tool, one_frame, 1, pyshark_frames, one_frame) for _ in range(3)]
             result["cpu_s"] -= min(run["cpu_s"] for run in start_up)
@@ -266,10 +280,15 @@ def main() -> None:
     parser.add_argument("--large", action="store_true",
                         help=f"also decode a synthetic capture of {LARGE_CAPTURE_FRAMES:,} frames "
                              "(above 2 GiB) with netae, to check peak memory")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each tool per capture, each in a new process; the table shows "
+                             "the run of median CPU time (default 3)")
     parser.add_argument("--child", nargs=2, metavar=("TOOL", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--warm-up", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
 
     if args.child:
         tool, path = args.child
@@ -298,12 +317,12 @@ def main() -> None:
     if not captures and largest is not None:
         captures = [largest]
     for capture in captures:
-        lines += benchmark(capture, capture.name, tools, args.pyshark_frames)
+        lines += benchmark(capture, capture.name, tools, args.pyshark_frames, args.repeat)
     with tempfile.TemporaryDirectory(prefix="netae-bench-") as folder:
         if args.synthetic_frames:
             synthetic = Path(folder) / "synthetic.pcap"
             write_synthetic_pcap(synthetic, args.synthetic_frames)
-            lines += benchmark(synthetic, f"synthetic {args.synthetic_frames:,}", tools, args.pyshark_frames)
+            lines += benchmark(synthetic, f"synthetic {args.synthetic_frames:,}", tools, args.pyshark_frames, args.repeat)
             synthetic.unlink()
         if args.large:
             large = Path(folder) / "large.pcap"

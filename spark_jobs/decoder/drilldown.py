@@ -2,24 +2,31 @@
 
 The Info column is Wireshark's one-line summary of a frame ("Standard query
 0x1a2b A example.org"). The decoder does not produce it, so the few frames an
-analyst opens are looked up with tshark.
+analyst opens are dissected by Wireshark itself through pyshark, in summary
+mode (tshark ``-T psml``), which carries the packet-list columns.
 
-NOTE: pyshark 0.6 cannot deliver this column with tshark 4.0: its JSON mode
-(``use_json=True``) parses tshark's ``-T json`` output, which carries no
-columns, and its summary mode (``only_summaries=True``) loses packets. This
-module therefore runs tshark itself with ``-T fields -e _ws.col.Info``. It
-uses no event loop, so it is safe to call from inside a running asyncio loop.
-It blocks the calling thread, so a coroutine that must stay responsive calls
-it through ``asyncio.to_thread``.
+pyshark 0.6's summary parser looks for the PSML header again before every
+packet, so it drops every packet after the first. ``_SummaryParser`` reads the
+header once. Each lookup runs in a worker thread with an event loop of its
+own, which is closed afterwards. pyshark drives tshark through asyncio, and a
+caller that already runs a loop (a Prefect task, a notebook) cannot run a
+second one in its own thread. The call blocks the calling thread, so a
+coroutine that must stay responsive calls it through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
-import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pyshark
+from pyshark.capture.capture import TSharkCrashException
+from pyshark.tshark.output_parser.base_parser import BaseTsharkOutputParser
+from pyshark.tshark.output_parser.tshark_xml import TsharkXmlParser
 
 logger = logging.getLogger(__name__)
 
@@ -80,41 +87,84 @@ def wireshark_info(path: str | os.PathLike, frame_numbers: list[int], *, timeout
     info: dict[int, str] = {}
     for first in range(0, len(frames), FRAMES_PER_RUN):
         chunk = frames[first:first + FRAMES_PER_RUN]
-        info.update(_run_tshark(tshark, capture, chunk, timeout_s))
+        info.update(_read_in_worker(tshark, capture, chunk, timeout_s))
     return info
 
 
-def _run_tshark(tshark: str, capture: Path, frames: list[int], timeout_s: float) -> dict[int, str]:
+class _SummaryParser(TsharkXmlParser):
+    """pyshark's PSML parser, reading the ``<structure>`` header only once."""
+
+    async def get_packets_from_stream(self, stream, existing_data, got_first_packet=True):
+        if self._psml_structure is None:
+            existing_data += await self._get_psml_struct(stream)
+        return await BaseTsharkOutputParser.get_packets_from_stream(
+            self, stream, existing_data, got_first_packet=got_first_packet
+        )
+
+
+class _SummaryCapture(pyshark.FileCapture):
+    """A pyshark file capture in summary mode that uses ``_SummaryParser``."""
+
+    def _setup_tshark_output_parser(self):
+        return _SummaryParser(parse_summaries=True)
+
+
+def _read_in_worker(tshark: str, capture: Path, frames: list[int], timeout_s: float) -> dict[int, str]:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netae-drilldown") as worker:
+        return worker.submit(_read_summaries, tshark, capture, frames, timeout_s).result()
+
+
+def _read_summaries(tshark: str, capture: Path, frames: list[int], timeout_s: float) -> dict[int, str]:
     display_filter = "frame.number in {" + ", ".join(str(number) for number in frames) + "}"
-    command = [
-        tshark, "-n", "-r", str(capture), "-Y", display_filter,
-        "-T", "fields", "-E", "separator=/t", "-e", "frame.number", "-e", "_ws.col.Info",
-    ]
-    try:
-        # subprocess.run kills and reaps tshark on timeout and closes its pipes.
-        completed = subprocess.run(
-            command, capture_output=True, text=True, encoding="utf-8", errors="replace",
-            timeout=timeout_s, stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise TimeoutError(
-            f"tshark did not finish reading {capture} within {timeout_s} s; "
-            "raise timeout_s or ask for fewer frames"
-        ) from error
-
-    # Exit status 2 with this message means a capture cut short: the frames
-    # before the cut are still printed.
-    cut_short = completed.returncode == 2 and "cut short" in completed.stderr
-    if completed.returncode != 0 and not cut_short:
-        raise RuntimeError(
-            f"tshark failed to read {capture} (exit status {completed.returncode}): "
-            f"{completed.stderr.strip()[-500:]}"
-        )
-
     info: dict[int, str] = {}
-    for line in completed.stdout.splitlines():
-        number, _, text = line.partition("\t")
-        if number.isdigit():
-            info[int(number)] = text
+
+    def keep(packet) -> None:
+        info[int(packet.no)] = packet.info
+
+    loop = asyncio.new_event_loop()
+    try:
+        summaries = _SummaryCapture(
+            str(capture), only_summaries=True, keep_packets=False, display_filter=display_filter,
+            tshark_path=tshark, eventloop=loop,
+        )
+        try:
+            # On timeout, pyshark kills and reaps tshark before the error arrives.
+            summaries.apply_on_packets(keep, timeout=timeout_s)
+        except TimeoutError as error:
+            raise TimeoutError(
+                f"tshark did not finish reading {capture} within {timeout_s} s; "
+                "raise timeout_s or ask for fewer frames"
+            ) from error
+        except TSharkCrashException:
+            pass  # judged below from tshark's own message
+        finally:
+            _close(summaries, loop)
+    finally:
+        loop.close()
+
+    # pyshark may reap tshark before its exit status is known, so failure is
+    # read from tshark's last message. A capture cut short is not a failure:
+    # the frames before the cut were printed and are kept.
+    message = summaries._last_error_line or ""
+    if message.startswith("tshark:") and "cut short" not in message:
+        raise RuntimeError(f"tshark failed to read {capture}: {message[-500:]}")
     logger.debug("tshark returned Info for %d of %d frames of %s", len(info), len(frames), capture)
     return info
+
+
+def _close(summaries: _SummaryCapture, loop: asyncio.AbstractEventLoop) -> None:
+    """Kill and reap every tshark of ``summaries`` while ``loop`` is still open.
+
+    pyshark's ``close_async`` raises at a tshark that exited with an error and
+    leaves it in its list. Its finalizer would later close it again on the
+    closed loop, so the list is emptied here once every process has exited.
+    """
+    try:
+        loop.run_until_complete(summaries.close_async())
+    except TSharkCrashException:
+        pass  # judged by the caller from tshark's own message
+    for process in list(summaries._running_processes):
+        if process.returncode is None:
+            process.kill()
+            loop.run_until_complete(process.wait())
+    summaries._running_processes.clear()

@@ -81,6 +81,15 @@ class FrameBytes:
         value = self._view("<u4" if little else ">u4")[index].astype(np.int64)
         return value if ok is None else np.where(ok, value, MISSING)
 
+    def raw16(self, pos: np.ndarray) -> np.ndarray:
+        """Copy the 16 bytes at ``pos`` per frame into one contiguous bytes-like array.
+
+        Unchecked, as for the integer reads. One 16-byte gather per frame is
+        several times faster than ``rows_of``'s sixteen one-byte gathers.
+        """
+        index, _ = self._index(pos, 16, checked=False)
+        return np.ascontiguousarray(self._view("V16")[index])
+
     def rows_of(self, pos: np.ndarray, width: int, *, checked: bool = True) -> np.ndarray:
         """Copy ``width`` bytes at ``pos`` per frame into [n, width] uint8.
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from spark_jobs.decoder.errors import CaptureError
+from spark_jobs.decoder.record_walk import walk_pcap_records
 from spark_jobs.decoder.records import MAX_CAP_LEN_BYTES, RecordChunk
 from spark_jobs.decoder.source import ByteStream
 
@@ -87,14 +88,14 @@ class PcapReader:
                     self._mark_truncated()
                 return
 
-            offsets = self._scan(byte_order)
+            offsets = self._scan()
             for first in range(0, len(offsets), self._batch_frames):
                 chunk = self._to_chunk(offsets[first:first + self._batch_frames])
                 if len(chunk):
                     yield chunk
                 if self.error is not None:
                     return
-            if offsets:
+            if len(offsets):
                 continue
 
             # The buffer holds only part of the next record: read the rest,
@@ -108,33 +109,17 @@ class PcapReader:
                 self._mark_truncated()
                 return
 
-    def _scan(self, byte_order: str) -> list[int]:
-        """Collect the buffer offsets of all complete records in the buffer.
+    def _scan(self) -> np.ndarray:
+        """Offsets in the buffer of all complete records in the buffer.
 
-        Each record's position depends on the previous record's length, so this
-        walk is sequential by nature. It is kept to one slice, one integer
-        conversion, one append and one addition per record (about 0.2 µs in
-        CPython 3.11 on the benchmark machine). Every header field, and the
-        check of each length against the limit, is read later with numpy over
-        all offsets at once.
-        A damaged length only makes the walk jump; ``_to_chunk`` cuts the
-        records at the first damaged one.
+        The walk is compiled (see ``record_walk``); every header field, and
+        the check of each length against the limit, is read afterwards with
+        numpy over all offsets at once. A damaged length only makes the walk
+        jump; ``_to_chunk`` cuts the records at the first damaged one.
         """
         stream = self._stream
-        buf = stream.buffer
-        pos = stream.pos
-        end = len(buf)
-        last_header = end - RECORD_HEADER_BYTES
-        from_bytes = int.from_bytes
-        offsets: list[int] = []
-        append = offsets.append
-        while pos <= last_header:
-            append(pos)
-            pos += RECORD_HEADER_BYTES + from_bytes(buf[pos + 8:pos + 12], byte_order)
-        if pos > end:
-            # The last record runs past the buffer: it is read again after a refill.
-            offsets.pop()
-        return offsets
+        buf = np.frombuffer(stream.buffer, dtype=np.uint8)
+        return walk_pcap_records(buf, stream.pos, len(buf), self._order == ">")
 
     def _cap_len_error(self, cap_len: int, frame_number: int, pos: int) -> CaptureError:
         byte_offset = self._stream.offset + (pos - self._stream.pos)
@@ -148,10 +133,10 @@ class PcapReader:
             action="The frames before it were kept; the rest of the file cannot be located.",
         )
 
-    def _to_chunk(self, offsets: list[int]) -> RecordChunk:
+    def _to_chunk(self, offsets: np.ndarray) -> RecordChunk:
         stream = self._stream
         buf = np.frombuffer(stream.buffer, dtype=np.uint8)
-        record_offsets = np.array(offsets, dtype=np.int64)
+        record_offsets = offsets
         # One gather per header field through a 32-bit view at every byte offset.
         words = np.ndarray(
             shape=(len(buf) - 3,), dtype=np.dtype(self._order + "u4"), buffer=buf, strides=(1,)
@@ -164,7 +149,7 @@ class PcapReader:
         if damaged.any():
             first = int(np.argmax(damaged))
             self.error = self._cap_len_error(
-                int(cap_len[first]), self._next_frame_number + first, offsets[first]
+                int(cap_len[first]), self._next_frame_number + first, int(offsets[first])
             )
             record_offsets, seconds, fraction, cap_len, frame_len = (
                 record_offsets[:first], seconds[:first], fraction[:first], cap_len[:first], frame_len[:first]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spark_jobs.decoder.errors import CaptureError
+from spark_jobs.decoder.record_walk import walk_enhanced_packet_blocks
 from spark_jobs.decoder.records import MAX_CAP_LEN_BYTES, RecordChunk, gather_rows
 from spark_jobs.decoder.source import ByteStream
 
@@ -156,16 +157,18 @@ class PcapngReader:
         """Walk the blocks in the buffer and collect packet records, up to one batch.
 
         Block positions depend on the previous block's length, so the walk is
-        sequential. It reads only each block's type and length, with a fast
-        path for Enhanced Packet Blocks; packet fields are read later with
-        numpy. The walk stops at a new Section Header Block once records are
-        collected, because the byte order may change there.
+        sequential. It reads only each block's type and length: runs of
+        Enhanced Packet Blocks are walked by compiled code (``record_walk``),
+        other blocks here, and packet fields later with numpy. The walk stops
+        at a new Section Header Block once records are collected, because the
+        byte order may change there.
 
         Returns:
             ``(records, error)``, each record the buffer offset of a packet block.
         """
         stream = self._stream
         buf = stream.buffer
+        array = np.frombuffer(buf, dtype=np.uint8)
         pos = stream.pos
         end = len(buf)
         byte_order = "little" if self._order == "<" else "big"
@@ -174,17 +177,16 @@ class PcapngReader:
         append = records.append
         remaining = self._batch_frames
         while remaining and pos + MIN_BLOCK_BYTES <= end:
-            block_len = from_bytes(buf[pos + 4:pos + 8], byte_order)
-            if (
-                block_len & 3 == 0
-                and MIN_BLOCK_BYTES <= block_len <= MAX_BLOCK_BYTES
-                and pos + block_len <= end
-                and from_bytes(buf[pos:pos + 4], byte_order) == EPB_TYPE
-            ):
-                append(pos)
-                pos += block_len
-                remaining -= 1
+            run, pos = walk_enhanced_packet_blocks(
+                array, pos, end, byte_order == "big", remaining, MAX_BLOCK_BYTES
+            )
+            if len(run):
+                records.extend(run.tolist())
+                remaining -= len(run)
                 continue
+
+            # Any block other than a complete, well-formed Enhanced Packet Block.
+            block_len = from_bytes(buf[pos + 4:pos + 8], byte_order)
 
             if buf[pos:pos + 4] == SHB_BYTES:
                 if records:

@@ -1,4 +1,4 @@
-"""Info-column drill-down through tshark: results, argument checks, and cleanup."""
+"""Info-column drill-down through pyshark: results, argument checks, and cleanup."""
 
 from __future__ import annotations
 
@@ -89,6 +89,23 @@ def test_missing_capture_raises(tmp_path):
         wireshark_info(tmp_path / "absent.pcap", [1])
 
 
-def test_not_a_capture_raises(cases_dir):
+def test_not_a_capture_leaves_no_process(cases_dir):
     with pytest.raises(RuntimeError, match="tshark failed to read"):
         wireshark_info(cases_dir / "not-a-capture.pcap", [1])
+
+    assert _tshark_children() == []
+
+
+def test_cut_short_capture_keeps_frames(cases_dir):
+    # The file contains two complete frames and part of a third.
+    info = wireshark_info(cases_dir / "truncated-last-record.pcap", [1, 2, 3])
+
+    assert sorted(info) == [1, 2]
+
+
+def test_fifty_frames_all_returned(captures_dir):
+    # pyshark 0.6's own summary parser returns only the first of these.
+    info = wireshark_info(captures_dir / "attack-arp-scan.pcap", list(range(1, 51)))
+
+    assert sorted(info) == list(range(1, 51))
+    assert all(text for text in info.values())

@@ -98,7 +98,7 @@ def test_only_drilldown_runs_capture_tools():
     for package in LIBRARY_PACKAGES:
         for path in sorted((REPO_ROOT / package).rglob("*.py")):
             text = path.read_text(encoding="utf-8")
-            if "subprocess" in text and CAPTURE_TOOLS.search(text):
+            if ("subprocess" in text or "import pyshark" in text) and CAPTURE_TOOLS.search(text):
                 runners.add(path.relative_to(REPO_ROOT).as_posix())
 
     assert runners == {"spark_jobs/decoder/drilldown.py"}
