@@ -3,24 +3,20 @@
 A capture repeats the same few hundred addresses millions of times, so the
 columns are built from a dictionary. Every address becomes an int64 key, and
 Arrow dictionary-encodes the keys of all four address columns together. Each
-distinct key is formatted once in Python, and Arrow's ``take`` expands the
-formatted strings.
+distinct key is formatted once by compiled code (``address_text``), and
+Arrow's ``take`` expands the formatted strings.
 """
 
 from __future__ import annotations
-
-import socket
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spark_jobs.decoder.address_text import KIND_IPV4, KIND_IPV6, KIND_MAC, KIND_NONE, address_strings
 from spark_jobs.decoder.frame_bytes import MISSING, FrameBytes
 
 KIND_SHIFT = 60
-KIND_MAC = 1
-KIND_IPV4 = 2
-KIND_IPV6 = 3
 
 
 def mac_keys(frames: FrameBytes, pos: np.ndarray) -> np.ndarray:
@@ -64,22 +60,14 @@ def ip_keys(
     return keys
 
 
-def _format_key(key: int, ipv6_table: list[bytes]) -> str:
-    kind = key >> KIND_SHIFT
-    value = key & ((1 << KIND_SHIFT) - 1)
-    if kind == KIND_MAC:
-        return value.to_bytes(6, "big").hex(":")
-    if kind == KIND_IPV4:
-        return socket.inet_ntoa(value.to_bytes(4, "big"))
-    return socket.inet_ntop(socket.AF_INET6, ipv6_table[value])
-
-
 def address_arrays(key_columns: list[np.ndarray], ipv6_table: list[bytes]) -> list[pa.Array]:
     """Turn key arrays (MISSING = null) into Arrow string arrays of the same lengths."""
     count = len(key_columns[0])
     encoded = pc.dictionary_encode(pa.array(np.concatenate(key_columns), type=pa.int64()))
     distinct = encoded.dictionary.to_numpy()
-    texts = [None if key == MISSING else _format_key(int(key), ipv6_table) for key in distinct]
-    dictionary = pa.array(texts, type=pa.string())
+    kinds = np.where(distinct == MISSING, KIND_NONE, distinct >> KIND_SHIFT)
+    values = distinct & ((1 << KIND_SHIFT) - 1)
+    ipv6 = np.frombuffer(b"".join(ipv6_table), dtype=np.uint8).reshape(-1, 16)
+    dictionary = address_strings(kinds, values, ipv6)
     indices = encoded.indices
     return [dictionary.take(indices.slice(column * count, count)) for column in range(len(key_columns))]

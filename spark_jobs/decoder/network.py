@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from spark_jobs.decoder.dissection import Dissection
@@ -21,6 +22,61 @@ IPV6_EXTENSION_HEADERS = (0, 43, 60, 135, 139, 140)
 IPV6_FRAGMENT = 44
 IPV6_AH = 51
 MAX_IPV6_EXTENSION_HEADERS = 8
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_ipv6_extensions(
+    buf, start, cap_len, valid, next_header, pos, fragment_id, is_fragment, first_fragment
+) -> None:
+    """Follow each frame's chain of IPv6 extension headers, updating the arrays in place.
+
+    Chains differ in length from frame to frame, so numpy would need one pass
+    over all frames per header; compiled code walks each frame once instead.
+    On return ``next_header`` is the upper-layer protocol and ``pos`` its
+    offset in the frame. The walk stops at any other next header, at a header
+    not wholly captured (its type then stays the protocol), after a non-first
+    fragment header (nothing after it can be read), and after
+    ``MAX_IPV6_EXTENSION_HEADERS`` headers.
+    """
+    for row in range(start.shape[0]):
+        if not valid[row]:
+            continue
+        base = start[row]
+        for _ in range(MAX_IPV6_EXTENSION_HEADERS):
+            header = next_header[row]
+            at = pos[row]
+            is_extension = False
+            for known in IPV6_EXTENSION_HEADERS:
+                if header == known:
+                    is_extension = True
+            if not (is_extension or header == IPV6_FRAGMENT or header == IPV6_AH):
+                break
+            if at < 0 or at + 8 > cap_len[row]:
+                break
+
+            length_byte = np.int64(buf[base + at + 1])
+            if header == IPV6_FRAGMENT:
+                field = (np.int64(buf[base + at + 2]) << 8) | np.int64(buf[base + at + 3])
+                fragment_id[row] = (
+                    (np.int64(buf[base + at + 4]) << 24) | (np.int64(buf[base + at + 5]) << 16)
+                    | (np.int64(buf[base + at + 6]) << 8) | np.int64(buf[base + at + 7])
+                )
+                later = (field >> 3) > 0
+                # An atomic fragment (offset 0, M clear) is a whole datagram.
+                if later or (field & 1) == 1:
+                    is_fragment[row] = True
+                if later:
+                    first_fragment[row] = False
+                header_len = 8
+            elif header == IPV6_AH:
+                header_len = (length_byte + 2) * 4
+            else:
+                header_len = (length_byte + 1) * 8
+
+            next_header[row] = np.int64(buf[base + at])
+            pos[row] = at + header_len
+            if not first_fragment[row]:
+                break
 
 
 def dissect_ip(dissection: Dissection, rows: np.ndarray) -> None:
@@ -86,32 +142,9 @@ def _ipv6(dissection: Dissection, rows: np.ndarray) -> None:
     fragment_id = np.full(len(rows), MISSING, dtype=np.int64)
     is_fragment = np.zeros(len(rows), dtype=bool)
     first_fragment = np.ones(len(rows), dtype=bool)
-    walking = valid.copy()
-
-    for _ in range(MAX_IPV6_EXTENSION_HEADERS):
-        extension = walking & np.isin(next_header, IPV6_EXTENSION_HEADERS)
-        fragment = walking & (next_header == IPV6_FRAGMENT)
-        auth = walking & (next_header == IPV6_AH)
-        step = walking & (extension | fragment | auth)
-        # Stop where the extension header was not captured: its type stays the protocol.
-        step &= frames.has(pos, 8)
-        if not step.any():
-            break
-
-        length_byte = frames.u8(pos + 1)
-        header_len = np.where(fragment, 8, np.where(auth, (length_byte + 2) * 4, (length_byte + 1) * 8))
-        fragment_field = frames.u16(pos + 2)
-        this_fragment = step & fragment
-        later_fragment = this_fragment & ((fragment_field >> 3) > 0)
-        # An atomic fragment (offset 0, M clear) is a whole datagram.
-        fragment_id = np.where(this_fragment, frames.u32(pos + 4), fragment_id)
-        is_fragment |= later_fragment | (this_fragment & ((fragment_field & 1) == 1))
-        first_fragment &= ~later_fragment
-
-        next_header = np.where(step, frames.u8(pos), next_header)
-        pos = np.where(step, pos + header_len, pos)
-        # Nothing after a non-first fragment header can be read.
-        walking = step & first_fragment
+    _walk_ipv6_extensions(
+        frames.buf, frames.start, frames.cap_len, valid, next_header, pos, fragment_id, is_fragment, first_fragment
+    )
 
     def where_valid(values: np.ndarray) -> np.ndarray:
         return np.where(valid, values, MISSING)
