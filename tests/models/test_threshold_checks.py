@@ -1,0 +1,68 @@
+"""Cross-fitted false-alarm measurement and the rate each threshold method promises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.threshold_checks import cross_fitted_false_alarm_rate, promised_false_alarm_rate
+
+
+def _metadata(splits: list[str], labels: list[int]) -> pd.DataFrame:
+    count = len(splits)
+    return pd.DataFrame({
+        "capture_id": ["c"] * count,
+        "start_ns": np.arange(count, dtype=np.int64) * 1_000,
+        "first_frame": np.arange(count, dtype=np.int64) * 8 + 1,
+        "split": splits,
+        "label": labels,
+    })
+
+
+def test_promised_rates():
+    assert promised_false_alarm_rate("quantile", target_false_alarm_rate=0.02) == 0.02
+    assert promised_false_alarm_rate("pot", target_false_alarm_rate=0.01) == 0.01
+    assert promised_false_alarm_rate("mean_k_std", k=3.0) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="unknown threshold method"):
+        promised_false_alarm_rate("median")
+
+
+def test_each_fold_is_measured_by_the_other():
+    # Blocks of 4 windows alternate between folds. Fold 1 scores are far above
+    # fold 0, so a threshold fitted on fold 0 flags all of fold 1, and one fitted
+    # on fold 1 flags none of fold 0: the rate is exactly one half.
+    scores = np.array([1.0, 1.1, 1.2, 1.3, 100.0, 101.0, 102.0, 103.0] * 5)
+    metadata = _metadata(["validation"] * scores.size, [0] * scores.size)
+
+    rate, windows = cross_fitted_false_alarm_rate(metadata, scores, "quantile", block_windows=4,
+                                                  target_false_alarm_rate=0.1)
+
+    assert windows == 40
+    assert rate == 0.5
+
+
+def test_only_normal_validation_windows_are_measured():
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 50.0, 60.0])
+    metadata = _metadata(["validation"] * 4 + ["test", "validation"], [0, 0, 0, 0, 0, 1])
+
+    _rate, windows = cross_fitted_false_alarm_rate(metadata, scores, "mean_k_std", block_windows=1, k=3.0)
+
+    assert windows == 4
+
+
+def test_exchangeable_scores_keep_the_quantile_promise():
+    rng = np.random.default_rng(3)
+    scores = rng.gamma(2.0, 1.0, size=4_000)
+    metadata = _metadata(["validation"] * scores.size, [0] * scores.size)
+
+    rate, _windows = cross_fitted_false_alarm_rate(metadata, scores, "quantile", target_false_alarm_rate=0.01)
+
+    assert 0.005 <= rate <= 0.02
+
+
+def test_one_fold_only_gives_no_rate():
+    scores = np.array([1.0, 2.0, 3.0])
+    metadata = _metadata(["validation"] * 3, [0] * 3)
+
+    assert cross_fitted_false_alarm_rate(metadata, scores, "quantile", block_windows=16) == (None, 0)
