@@ -5,7 +5,8 @@ Three methods set the value from the scores of held-out normal windows:
 - ``mean_k_std``: mean + k population standard deviations (the rule of the study
   netae starts from). It assumes roughly normal scores, which reconstruction
   errors rarely are, so its false-alarm rate is not controlled.
-- ``quantile``: the empirical (1 - target false-alarm rate) quantile.
+- ``quantile``: the conformal (1 - target false-alarm rate) quantile, whose
+  rate holds for exchangeable scores of any distribution.
 - ``pot``: peaks over threshold. Excesses above a high initial quantile are
   fitted with a generalised Pareto distribution (``scipy.stats.genpareto``),
   and the threshold is the score whose modelled tail probability equals the
@@ -105,10 +106,17 @@ def mean_k_std(normal_scores: np.ndarray, *, k: float = 3.0) -> Threshold:
 
 
 def quantile(normal_scores: np.ndarray, *, target_false_alarm_rate: float = 0.01) -> Threshold:
-    """Set the threshold at the (1 - rate) empirical quantile of normal-window scores.
+    """Set the threshold at the conformal (1 - rate) quantile of normal-window scores.
 
-    Uses the ``higher`` quantile method, so the value is one of the observed
-    scores and at most ``rate`` of the calibration windows lie strictly above it.
+    The value is the ``ceil((n + 1) * (1 - rate))``-th smallest of the ``n``
+    scores (split conformal prediction). For a new window whose score is
+    exchangeable with the calibration scores, the chance that it lies above
+    the threshold is then at most ``rate``, whatever the score distribution.
+    The plain empirical quantile overshoots that by about ``1 / n``. At most
+    ``rate`` of the calibration windows lie strictly above the value. With
+    fewer than ``1 / rate - 1`` scores the rank exceeds ``n``: the value is
+    then the largest score, ``params["too_few_windows"]`` says so, and the
+    guarantee weakens to ``1 / (n + 1)``.
 
     Args:
         normal_scores: scores of held-out normal windows.
@@ -118,15 +126,22 @@ def quantile(normal_scores: np.ndarray, *, target_false_alarm_rate: float = 0.01
     Raises:
         ValueError: for no scores, non-finite scores or a rate outside (0, 0.5).
     """
-    scores = _checked_scores(normal_scores)
+    scores = np.sort(_checked_scores(normal_scores))
     _check_rate(target_false_alarm_rate)
     level = 1.0 - target_false_alarm_rate
-    value = float(np.quantile(scores, level, method="higher"))
-    return Threshold(
-        method="quantile",
-        value=value,
-        params={"target_false_alarm_rate": float(target_false_alarm_rate), "level": level, "windows": int(scores.size)},
-    )
+    count = scores.size
+    # The small tolerance keeps a product such as 1000 * 0.99 from rounding up a rank.
+    rank = math.ceil((count + 1) * level - 1e-9)
+    params = {"target_false_alarm_rate": float(target_false_alarm_rate), "level": level, "windows": int(count)}
+    if rank > count:
+        rank = count
+        params["too_few_windows"] = (
+            f"{count} normal windows guarantee a false-alarm rate of at most {1 / (count + 1):.4g}, "
+            f"not {target_false_alarm_rate}; at least {math.ceil(1 / target_false_alarm_rate) - 1} are needed"
+        )
+        logger.warning("Quantile threshold: %s", params["too_few_windows"])
+    params["rank"] = int(rank)
+    return Threshold(method="quantile", value=float(scores[rank - 1]), params=params)
 
 
 def peaks_over_threshold(

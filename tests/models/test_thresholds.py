@@ -115,3 +115,23 @@ def test_oracle_threshold_reaches_best_f1_and_is_named():
     assert oracle.method == ORACLE_METHOD
     assert metrics["f1"] == pytest.approx(oracle.params["f1"])
     assert metrics["f1"] == pytest.approx(6 / 7)
+
+
+def test_quantile_keeps_rate_with_small_calibration_sets():
+    # 150 calibration windows: the plain empirical 0.99 quantile leaves about
+    # 2 / 151 of new windows above it, the conformal rank at most 1 / 151.
+    rng = np.random.default_rng(21)
+    fresh = _gamma_scores(rng, 100_000)
+    rates = [float(quantile(_gamma_scores(rng, 150), target_false_alarm_rate=0.01).flag(fresh).mean())
+             for _ in range(200)]
+
+    assert float(np.mean(rates)) <= 0.01
+
+
+def test_quantile_with_too_few_windows_takes_the_largest():
+    scores = np.arange(1.0, 51.0)
+
+    threshold = quantile(scores, target_false_alarm_rate=0.01)
+
+    assert threshold.value == 50.0
+    assert "at least 99 are needed" in threshold.params["too_few_windows"]
