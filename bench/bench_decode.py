@@ -272,11 +272,11 @@ def main() -> None:
     parser.add_argument("--synthetic-frames", type=int, default=2_000_000,
                         help="frames in the synthetic capture, 0 for none (default 2,000,000)")
     parser.add_argument("--capture", action="append", metavar="PATH",
-                        help="a capture to benchmark instead of the largest shared one; repeatable")
+                        help="a capture to benchmark instead of the largest one in ../shared/captures; repeatable")
     parser.add_argument("--pyshark-frames", type=int, default=3_000,
                         help="frames pyshark reads from each capture (default 3,000)")
     parser.add_argument("--tools", default="netae,tshark,dpkt,pyshark",
-                        help="comma-separated tools to run (default all four)")
+                        help="comma-separated tools to run, from netae, tshark, dpkt and pyshark (default all four)")
     parser.add_argument("--large", action="store_true",
                         help=f"also decode a synthetic capture of {LARGE_CAPTURE_FRAMES:,} frames "
                              "(above 2 GiB) with netae, to check peak memory")
@@ -305,6 +305,14 @@ def main() -> None:
         return
 
     tools = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
+    unknown = sorted(set(tools) - {"netae", "tshark", *PYTHON_TOOLS})
+    if unknown or not tools:
+        parser.error(f"--tools must name some of netae, tshark, dpkt, pyshark; got {args.tools!r}")
+    if args.synthetic_frames < 0:
+        parser.error(f"--synthetic-frames must be 0 or more, got {args.synthetic_frames}")
+    for capture in args.capture or []:
+        if not Path(capture).is_file():
+            parser.error(f"--capture {capture}: file not found")
     lines = [
         f"Machine: {os.cpu_count()} cores, {_cpu_model()}; Python {platform.python_version()}.",
         f"Command: python bench/bench_decode.py {' '.join(sys.argv[1:])}".rstrip(),

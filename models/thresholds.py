@@ -3,8 +3,10 @@
 Three methods set the value from the scores of held-out normal windows:
 
 - ``mean_k_std``: mean + k population standard deviations (the rule of the study
-  netae starts from). It assumes roughly normal scores, which reconstruction
-  errors rarely are, so its false-alarm rate is not controlled.
+  netae starts from). Read as a Gaussian rule it targets a tiny rate (0.0013
+  for k = 3), but reconstruction errors are rarely Gaussian. For any score
+  distribution it guarantees only Cantelli's bound ``1 / (1 + k^2)``, and only
+  approximately, because the mean and deviation are estimated.
 - ``quantile``: the conformal (1 - target false-alarm rate) quantile, whose
   rate holds for exchangeable scores of any distribution.
 - ``pot``: peaks over threshold. Excesses above a high initial quantile are

@@ -142,6 +142,14 @@ class CaptureDecoder:
                     yield self._to_batch(chunk)
             self.summary.truncated = reader.truncated or stream.cut_short
             self.summary.error = reader.error
+            if stream.error is not None:
+                raise stream.error
+            if stream.cut_short and not reader.truncated:
+                logger.warning(
+                    "%s: the gzip stream ends before its end marker, after frame %d; the frames before "
+                    "are kept. Copy the file again from its source to get the rest.",
+                    self._name, self._first_frame_number + self.summary.frames - 1,
+                )
         except (zlib.error, OSError) as error:
             if not self.summary.compressed:
                 raise
@@ -160,6 +168,17 @@ class CaptureDecoder:
         stream.fill(DETECTION_BYTES)
         head = stream.buffer[stream.pos:stream.pos + DETECTION_BYTES]
         options = dict(first_frame_number=self._first_frame_number, batch_frames=self._batch_frames)
+        if not head and stream.error is not None:
+            raise stream.error
+        if not head and stream.cut_short:
+            self.summary.truncated = True
+            self.summary.error = CaptureError(
+                self._name,
+                "The gzip stream ends before its first decompressed byte: the file was cut short.",
+                byte_offset=0,
+                action="Copy the file again from its source.",
+            )
+            return None
         if not head:
             where = " after gzip decompression" if self.summary.compressed else ""
             self.summary.error = CaptureError(

@@ -176,7 +176,7 @@ class PcapReader:
         self.truncated = True
         logger.warning(
             "%s: the file ends %d bytes into the record of frame %d (byte offset %d); "
-            "the frames before it are kept",
+            "the frames before it are kept; copy the file again from its source to get the rest",
             self._name,
             self._stream.available,
             self._next_frame_number,

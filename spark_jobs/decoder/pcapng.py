@@ -366,7 +366,7 @@ class PcapngReader:
         self.truncated = True
         logger.warning(
             "%s: the file ends %d bytes into a block (byte offset %d, next frame %d); "
-            "the frames before it are kept",
+            "the frames before it are kept; copy the file again from its source to get the rest",
             self._name,
             self._stream.available,
             self._stream.offset,

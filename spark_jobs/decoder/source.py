@@ -31,6 +31,8 @@ class ByteStream:
         self.eof = False
         # True when a gzip stream ended before its end-of-stream marker.
         self.cut_short = False
+        # The damage that ended a gzip stream early, or None.
+        self.error: zlib.error | None = None
 
     @property
     def available(self) -> int:
@@ -50,7 +52,13 @@ class ByteStream:
         while have < min_bytes and not self.eof:
             # Fixed-size reads: a damaged length field that requests far more
             # than the file contains never makes the reader allocate that much.
-            data = self._raw.read(self._read_size)
+            try:
+                data = self._raw.read(self._read_size)
+            except zlib.error as error:
+                # The bytes before the damage stay readable, and the input ends here.
+                self.error = error
+                self.eof = True
+                break
             if not data:
                 self.cut_short = getattr(self._raw, "cut_short", False)
                 self.eof = True
@@ -131,11 +139,19 @@ class GzipStream:
     inside a member. Bytes after the last member that do not start another
     member (zero padding from some tools) are ignored.
 
+    Damaged compressed data: ``zlib`` discards the output of a call that
+    fails, so input is fed in slices. A failing slice is fed again from a copy
+    of the decompressor, ``RECOVERY_SLICE_BYTES`` at a time, which recovers
+    the output up to the damage. That output is returned first, and the next
+    read raises.
+
     Raises:
         zlib.error: The compressed data is damaged.
     """
 
     COMPRESSED_READ_BYTES = 1024 * 1024
+    SLICE_BYTES = 64 * 1024
+    RECOVERY_SLICE_BYTES = 256
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
@@ -143,9 +159,12 @@ class GzipStream:
         self._input = b""
         self._in_member = False
         self._finished = False
+        self._error: zlib.error | None = None
         self.cut_short = False
 
     def read(self, size: int) -> bytes:
+        if self._error is not None:
+            raise self._error
         parts = []
         have = 0
         while have < size and not self._finished:
@@ -159,8 +178,11 @@ class GzipStream:
                 self._finished = True
                 break
             self._in_member = True
-            output = self._decompressor.decompress(self._input, size - have)
-            self._input = self._decompressor.unconsumed_tail
+            try:
+                output = self._decompress_slice(size - have)
+            except zlib.error as error:
+                output, self._error = self._recover(size - have), error
+                self._finished = True
             if self._decompressor.eof:
                 # Another member may follow, as `cat a.gz b.gz` makes.
                 self._input = self._decompressor.unused_data + self._input
@@ -168,4 +190,33 @@ class GzipStream:
                 self._in_member = False
             parts.append(output)
             have += len(output)
+        if self._error is not None and not have:
+            raise self._error
+        return b"".join(parts)
+
+    def _decompress_slice(self, max_output: int, slice_bytes: int | None = None) -> bytes:
+        """Decompress up to one slice of the pending input, keeping what is left over."""
+        slice_bytes = slice_bytes or self.SLICE_BYTES
+        piece, rest = self._input[:slice_bytes], self._input[slice_bytes:]
+        self._saved = (self._decompressor.copy(), self._input)
+        output = self._decompressor.decompress(piece, max_output)
+        self._input = self._decompressor.unconsumed_tail + rest
+        return output
+
+    def _recover(self, max_output: int) -> bytes:
+        """Feed the failed slice again in small pieces; return the output before the damage."""
+        self._decompressor, self._input = self._saved
+        parts = []
+        have = 0
+        end = min(len(self._input), self.SLICE_BYTES)
+        fed = 0
+        while have < max_output and fed < end and not self._decompressor.eof:
+            before = len(self._input)
+            try:
+                output = self._decompress_slice(max_output - have, self.RECOVERY_SLICE_BYTES)
+            except zlib.error:
+                break
+            parts.append(output)
+            have += len(output)
+            fed += before - len(self._input)
         return b"".join(parts)

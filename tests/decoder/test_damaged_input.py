@@ -52,3 +52,48 @@ def test_damaged_gzip_stream_reports_error(cases_dir):
     assert summary.compressed is True
     assert isinstance(summary.error, CaptureError)
     assert "gzip stream is damaged" in str(summary.error)
+
+
+def _frames_of(data: bytes):
+    batches, summary = decode_all(data)
+    rows = [row for batch in batches for row in batch.select(["timestamp_ns", "frame_len", "src_addr"]).to_pylist()]
+    return rows, summary
+
+
+def test_damaged_gzip_keeps_frames_before_the_damage(captures_dir):
+    original = (captures_dir / "attack-arp-scan.pcap").read_bytes()
+    compressed = bytearray(gzip.compress(original))
+    for position in range(1500, 1600):
+        compressed[position] ^= 0xFF
+    expected, _ = _frames_of(original)
+
+    kept, summary = _frames_of(bytes(compressed))
+
+    assert len(kept) >= 100
+    assert kept == expected[:len(kept)]
+    assert "gzip stream is damaged" in str(summary.error)
+    assert summary.error.frame_number == len(kept) + 1
+    assert summary.error.byte_offset > 0
+
+
+def test_gzip_cut_before_first_byte_is_not_empty(captures_dir):
+    compressed = gzip.compress((captures_dir / "attack-arp-scan.pcap").read_bytes())
+
+    kept, summary = _frames_of(compressed[:15])
+
+    assert kept == []
+    assert summary.truncated is True
+    assert "cut short" in str(summary.error)
+    assert "empty" not in str(summary.error)
+
+
+def test_gzip_cut_mid_stream_keeps_complete_frames(captures_dir):
+    original = (captures_dir / "attack-arp-scan.pcap").read_bytes()
+    expected, _ = _frames_of(original)
+
+    kept, summary = _frames_of(gzip.compress(original)[:2000])
+
+    assert 0 < len(kept) < len(expected)
+    assert kept == expected[:len(kept)]
+    assert summary.truncated is True
+    assert summary.error is None

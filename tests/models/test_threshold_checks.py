@@ -24,6 +24,8 @@ def test_promised_rates():
     assert promised_false_alarm_rate("quantile", target_false_alarm_rate=0.02) == 0.02
     assert promised_false_alarm_rate("pot", target_false_alarm_rate=0.01) == 0.01
     assert promised_false_alarm_rate("mean_k_std", k=3.0) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="must be in"):
+        promised_false_alarm_rate("pot", target_false_alarm_rate=5)
     with pytest.raises(ValueError, match="unknown threshold method"):
         promised_false_alarm_rate("median")
 
@@ -43,12 +45,12 @@ def test_each_fold_is_measured_by_the_other():
 
 
 def test_only_normal_validation_windows_are_measured():
-    scores = np.array([1.0, 2.0, 3.0, 4.0, 50.0, 60.0])
-    metadata = _metadata(["validation"] * 4 + ["test", "validation"], [0, 0, 0, 0, 0, 1])
+    scores = np.concatenate([np.arange(1.0, 41.0), [50.0, 60.0]])
+    metadata = _metadata(["validation"] * 40 + ["test", "validation"], [0] * 41 + [1])
 
     _rate, windows = cross_fitted_false_alarm_rate(metadata, scores, "mean_k_std", block_windows=1, k=3.0)
 
-    assert windows == 4
+    assert windows == 40
 
 
 def test_exchangeable_scores_keep_the_quantile_promise():
@@ -61,8 +63,8 @@ def test_exchangeable_scores_keep_the_quantile_promise():
     assert 0.005 <= rate <= 0.02
 
 
-def test_one_fold_only_gives_no_rate():
-    scores = np.array([1.0, 2.0, 3.0])
-    metadata = _metadata(["validation"] * 3, [0] * 3)
+def test_small_folds_give_no_rate():
+    scores = np.arange(1.0, 18.0)
+    metadata = _metadata(["validation"] * 17, [0] * 17)
 
-    assert cross_fitted_false_alarm_rate(metadata, scores, "quantile", block_windows=16) == (None, 0)
+    assert cross_fitted_false_alarm_rate(metadata, scores, "quantile", block_windows=1) == (None, 0)
