@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 # Frames per tshark run: a display filter with thousands of set members is
 # slow to compile, so long requests are split.
 FRAMES_PER_RUN = 500
+# Seconds given to tshark to exit by itself after its output ends, before it is killed.
+TSHARK_EXIT_WAIT_S = 5
 
 
 def _validated_frames(frame_numbers: list[int]) -> list[int]:
@@ -107,6 +109,17 @@ class _SummaryCapture(pyshark.FileCapture):
 
     def _setup_tshark_output_parser(self):
         return _SummaryParser(parse_summaries=True)
+
+    async def _cleanup_subprocess(self, process):
+        # After its last packet tshark exits by itself. Waiting for that lets
+        # asyncio's child watcher reap it; killing it first races the watcher,
+        # because Popen.kill polls and may reap the process the watcher waits for.
+        if process.returncode is None and self._eof_reached:
+            try:
+                await asyncio.wait_for(process.wait(), TSHARK_EXIT_WAIT_S)
+            except TimeoutError:
+                pass
+        await super()._cleanup_subprocess(process)
 
 
 def _read_in_worker(tshark: str, capture: Path, frames: list[int], timeout_s: float) -> dict[int, str]:

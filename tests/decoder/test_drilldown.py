@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -109,3 +110,13 @@ def test_fifty_frames_all_returned(captures_dir):
 
     assert sorted(info) == list(range(1, 51))
     assert all(text for text in info.values())
+
+
+def test_lookups_leave_asyncio_no_unknown_child(captures_dir, caplog):
+    # Killing tshark before asyncio's child watcher reaps it makes the watcher
+    # log "Unknown child process"; tshark is waited for first.
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        for _ in range(20):
+            wireshark_info(captures_dir / "attack-arp-scan.pcap", [1, 2, 3])
+
+    assert [record.getMessage() for record in caplog.records if "Unknown child" in record.getMessage()] == []
