@@ -65,7 +65,9 @@ class ByteStream:
                 break
             parts.append(data)
             have += len(data)
-        self.buffer = b"".join(parts)
+        kept = [part for part in parts if part]
+        # A single part is used as it is: joining would copy a whole read (4 MiB).
+        self.buffer = kept[0] if len(kept) == 1 else b"".join(kept)
         self.pos = 0
         return have >= min_bytes
 
