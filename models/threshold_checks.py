@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.thresholds import fit_threshold
+from models.thresholds import calibration_mask, fit_threshold
 
 # Consecutive windows kept in one fold.
 DEFAULT_BLOCK_WINDOWS = 16
@@ -89,8 +89,7 @@ def cross_fitted_false_alarm_rate(
     if block_windows < 1:
         raise ValueError(f"block_windows must be at least 1, got {block_windows}")
 
-    normal = (metadata["split"] == "validation").to_numpy()
-    normal &= ~(pd.to_numeric(metadata["label"], errors="coerce") == 1).to_numpy()
+    normal = calibration_mask(metadata)
     chosen = metadata[normal].assign(score=scores[normal])
     chosen = chosen.sort_values(["capture_id", "start_ns", "first_frame"], kind="stable")
     ordered = chosen["score"].to_numpy()

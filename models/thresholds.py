@@ -117,7 +117,7 @@ def quantile(normal_scores: np.ndarray, *, target_false_alarm_rate: float = 0.01
     The plain empirical quantile overshoots that by about ``1 / n``. At most
     ``rate`` of the calibration windows lie strictly above the value. With
     fewer than ``1 / rate - 1`` scores the rank exceeds ``n``: the value is
-    then the largest score, ``params["too_few_windows"]`` says so, and the
+    then the largest score, ``params["too_few_windows"]`` explains that, and the
     guarantee weakens to ``1 / (n + 1)``.
 
     Args:
@@ -256,9 +256,14 @@ def calibration_scores(metadata: pd.DataFrame, scores: np.ndarray) -> np.ndarray
     scores = np.asarray(scores, dtype=np.float64)
     if len(metadata) != scores.size:
         raise ValueError(f"metadata has {len(metadata)} rows but there are {scores.size} scores")
+    return scores[calibration_mask(metadata)]
+
+
+def calibration_mask(metadata: pd.DataFrame) -> np.ndarray:
+    """Return True for the windows a threshold may be calibrated on (see ``calibration_scores``)."""
     in_validation = (metadata["split"] == "validation").to_numpy()
     labelled_anomalous = (pd.to_numeric(metadata["label"], errors="coerce") == 1).to_numpy()
-    return scores[in_validation & ~labelled_anomalous]
+    return in_validation & ~labelled_anomalous
 
 
 def oracle_threshold(labels: np.ndarray, scores: np.ndarray) -> Threshold:

@@ -8,8 +8,8 @@ an Arrow string array is built without a Python object per address:
 
 * MAC: six lower-case hex pairs joined by ``:``;
 * IPv4: dotted decimal;
-* IPv6: lower-case hex groups without leading zeros. The longest run of two or
-  more zero groups (the first of equal runs) is written as ``::``. The last 32
+* IPv6: lower-case hex groups without leading zeros. The first of the longest
+  runs of two or more zero groups is written as ``::``. The last 32
   bits of IPv4-compatible (``::a.b.c.d``) and IPv4-mapped (``::ffff:a.b.c.d``)
   addresses are written in dotted decimal, as ``inet_ntop`` writes them.
 """

@@ -28,12 +28,13 @@ def mac_keys(frames: FrameBytes, pos: np.ndarray) -> np.ndarray:
 
 
 def ip_keys(
-    frames: FrameBytes, pos: np.ndarray, version: np.ndarray, ipv6_table: list[bytes]
+    frames: FrameBytes, pos: np.ndarray, version: np.ndarray, ipv6_table: list[np.ndarray]
 ) -> np.ndarray:
     """Keys of the IPv4 or IPv6 addresses at ``pos``; MISSING where there is none.
 
-    IPv6 addresses do not fit in 60 bits, so their key is an index into
-    ``ipv6_table``, which this call extends with the distinct addresses it finds.
+    IPv6 addresses do not fit in 60 bits, so their key is a row number in
+    ``ipv6_table``, a list of uint8 [m, 16] arrays whose rows are numbered
+    across all of them. This call appends the distinct addresses it finds.
     """
     keys = np.full(len(pos), MISSING, dtype=np.int64)
 
@@ -53,21 +54,23 @@ def ip_keys(
             pa.binary(16), len(selected), [None, pa.py_buffer(rows)]
         )
         encoded = pc.dictionary_encode(packed)
-        first_index = len(ipv6_table)
-        ipv6_table.extend(encoded.dictionary.to_pylist())
+        distinct = encoded.dictionary
+        data = np.frombuffer(distinct.buffers()[1], dtype=np.uint8, count=(distinct.offset + len(distinct)) * 16)
+        first_index = sum(len(part) for part in ipv6_table)
+        ipv6_table.append(data.reshape(-1, 16)[distinct.offset:])
         inverse = encoded.indices.to_numpy().astype(np.int64)
         keys[selected] = (KIND_IPV6 << KIND_SHIFT) | (inverse + first_index)
     return keys
 
 
-def address_arrays(key_columns: list[np.ndarray], ipv6_table: list[bytes]) -> list[pa.Array]:
+def address_arrays(key_columns: list[np.ndarray], ipv6_table: list[np.ndarray]) -> list[pa.Array]:
     """Turn key arrays (MISSING = null) into Arrow string arrays of the same lengths."""
     count = len(key_columns[0])
     encoded = pc.dictionary_encode(pa.array(np.concatenate(key_columns), type=pa.int64()))
     distinct = encoded.dictionary.to_numpy()
     kinds = np.where(distinct == MISSING, KIND_NONE, distinct >> KIND_SHIFT)
     values = distinct & ((1 << KIND_SHIFT) - 1)
-    ipv6 = np.frombuffer(b"".join(ipv6_table), dtype=np.uint8).reshape(-1, 16)
+    ipv6 = np.concatenate(ipv6_table) if ipv6_table else np.zeros((0, 16), dtype=np.uint8)
     dictionary = address_strings(kinds, values, ipv6)
     indices = encoded.indices
     return [dictionary.take(indices.slice(column * count, count)) for column in range(len(key_columns))]

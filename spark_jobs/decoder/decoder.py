@@ -168,25 +168,8 @@ class CaptureDecoder:
         stream.fill(DETECTION_BYTES)
         head = stream.buffer[stream.pos:stream.pos + DETECTION_BYTES]
         options = dict(first_frame_number=self._first_frame_number, batch_frames=self._batch_frames)
-        if not head and stream.error is not None:
-            raise stream.error
-        if not head and stream.cut_short:
-            self.summary.truncated = True
-            self.summary.error = CaptureError(
-                self._name,
-                "The gzip stream ends before its first decompressed byte: the file was cut short.",
-                byte_offset=0,
-                action="Copy the file again from its source.",
-            )
-            return None
         if not head:
-            where = " after gzip decompression" if self.summary.compressed else ""
-            self.summary.error = CaptureError(
-                self._name,
-                f"The file is empty (0 bytes{where}), so it contains no capture.",
-                byte_offset=0,
-                action="Check that the upload or copy finished.",
-            )
+            self._no_content(stream)
             return None
         magic = head[:4]
         if magic in PCAP_MAGICS:
@@ -209,6 +192,24 @@ class CaptureDecoder:
             action = "Supply a pcap, pcapng (optionally gzip-compressed) or a Wireshark CSV export."
         self.summary.error = CaptureError(self._name, reason, byte_offset=0, action=action)
         return None
+
+    def _no_content(self, stream: ByteStream) -> None:
+        """Record why the input has no byte to detect a format from.
+
+        Raises:
+            zlib.error: The gzip stream is damaged before its first byte.
+        """
+        if stream.error is not None:
+            raise stream.error
+        if stream.cut_short:
+            self.summary.truncated = True
+            reason = "The gzip stream ends before its first decompressed byte: the file was cut short."
+            action = "Copy the file again from its source."
+        else:
+            where = " after gzip decompression" if self.summary.compressed else ""
+            reason = f"The file is empty (0 bytes{where}), so it contains no capture."
+            action = "Check that the upload or copy finished."
+        self.summary.error = CaptureError(self._name, reason, byte_offset=0, action=action)
 
     def _to_batch(self, chunk: RecordChunk) -> pa.RecordBatch:
         dissection, unsupported = dissect(chunk)

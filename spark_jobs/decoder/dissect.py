@@ -80,7 +80,7 @@ def to_record_batch(
     backwards = gap_ns < 0
 
     frames = dissection.frames
-    ipv6_table: list[bytes] = []
+    ipv6_table: list[np.ndarray] = []
     src_mac = mac_keys(frames, dissection.src_mac_pos)
     dst_mac = mac_keys(frames, dissection.dst_mac_pos)
     src_ip = ip_keys(frames, dissection.src_ip_pos, dissection.ip_version, ipv6_table)

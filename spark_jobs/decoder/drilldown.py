@@ -111,9 +111,9 @@ class _SummaryCapture(pyshark.FileCapture):
         return _SummaryParser(parse_summaries=True)
 
     async def _cleanup_subprocess(self, process):
-        # After its last packet tshark exits by itself. Waiting for that lets
-        # asyncio's child watcher reap it; killing it first races the watcher,
-        # because Popen.kill polls and may reap the process the watcher waits for.
+        # After its last packet tshark exits by itself, and asyncio's child watcher
+        # reaps it. Killing it first races the watcher, because Popen.kill polls
+        # and may reap the process the watcher waits for.
         if process.returncode is None and self._eof_reached:
             try:
                 await asyncio.wait_for(process.wait(), TSHARK_EXIT_WAIT_S)

@@ -8,6 +8,7 @@ import numpy as np
 from spark_jobs.decoder.dissection import Dissection
 from spark_jobs.decoder.frame_bytes import MISSING
 from spark_jobs.decoder.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6
+from spark_jobs.decoder.record_walk import read_u32
 
 IPV4_MIN_HEADER_BYTES = 20
 IPV6_HEADER_BYTES = 40
@@ -31,7 +32,7 @@ def _walk_ipv6_extensions(
     """Follow each frame's chain of IPv6 extension headers, updating the arrays in place.
 
     Chains differ in length from frame to frame, so numpy would need one pass
-    over all frames per header; compiled code walks each frame once instead.
+    over all frames per header. Compiled code walks each frame once instead.
     On return ``next_header`` is the upper-layer protocol and ``pos`` its
     offset in the frame. The walk stops at any other next header, at a header
     not wholly captured (its type then stays the protocol), after a non-first
@@ -57,10 +58,7 @@ def _walk_ipv6_extensions(
             length_byte = np.int64(buf[base + at + 1])
             if header == IPV6_FRAGMENT:
                 field = (np.int64(buf[base + at + 2]) << 8) | np.int64(buf[base + at + 3])
-                fragment_id[row] = (
-                    (np.int64(buf[base + at + 4]) << 24) | (np.int64(buf[base + at + 5]) << 16)
-                    | (np.int64(buf[base + at + 6]) << 8) | np.int64(buf[base + at + 7])
-                )
+                fragment_id[row] = read_u32(buf, base + at + 4, True)
                 later = (field >> 3) > 0
                 # An atomic fragment (offset 0, M clear) is a whole datagram.
                 if later or (field & 1) == 1:

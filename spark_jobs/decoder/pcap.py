@@ -110,12 +110,12 @@ class PcapReader:
                 return
 
     def _scan(self) -> np.ndarray:
-        """Offsets in the buffer of all complete records in the buffer.
+        """Return the buffer offsets of all complete records in the buffer.
 
-        The walk is compiled (see ``record_walk``); every header field, and
-        the check of each length against the limit, is read afterwards with
-        numpy over all offsets at once. A damaged length only makes the walk
-        jump; ``_to_chunk`` cuts the records at the first damaged one.
+        The walk is compiled (see ``record_walk``). Every header field, and the
+        check of each length against the limit, is read afterwards with numpy
+        over all offsets at once. A damaged length only makes the walk jump,
+        and ``_to_chunk`` cuts the records at the first damaged one.
         """
         stream = self._stream
         buf = np.frombuffer(stream.buffer, dtype=np.uint8)
@@ -133,10 +133,9 @@ class PcapReader:
             action="The frames before it were kept; the rest of the file cannot be located.",
         )
 
-    def _to_chunk(self, offsets: np.ndarray) -> RecordChunk:
+    def _to_chunk(self, record_offsets: np.ndarray) -> RecordChunk:
         stream = self._stream
         buf = np.frombuffer(stream.buffer, dtype=np.uint8)
-        record_offsets = offsets
         # One gather per header field through a 32-bit view at every byte offset.
         words = np.ndarray(
             shape=(len(buf) - 3,), dtype=np.dtype(self._order + "u4"), buffer=buf, strides=(1,)
@@ -149,7 +148,7 @@ class PcapReader:
         if damaged.any():
             first = int(np.argmax(damaged))
             self.error = self._cap_len_error(
-                int(cap_len[first]), self._next_frame_number + first, int(offsets[first])
+                int(cap_len[first]), self._next_frame_number + first, int(record_offsets[first])
             )
             record_offsets, seconds, fraction, cap_len, frame_len = (
                 record_offsets[:first], seconds[:first], fraction[:first], cap_len[:first], frame_len[:first]

@@ -26,7 +26,7 @@ PCAPNG_MIN_BLOCK_BYTES = 12
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _u32(buf: np.ndarray, pos: int, big_endian: bool) -> int:
+def read_u32(buf: np.ndarray, pos: int, big_endian: bool) -> int:
     """Read one unsigned 32-bit integer at byte ``pos`` in the given byte order."""
     b0 = np.int64(buf[pos])
     b1 = np.int64(buf[pos + 1])
@@ -41,7 +41,7 @@ def _u32(buf: np.ndarray, pos: int, big_endian: bool) -> int:
 def _walk_pcap(buf: np.ndarray, pos: int, end: int, big_endian: bool, out: np.ndarray) -> int:
     count = 0
     while pos + PCAP_RECORD_HEADER_BYTES <= end:
-        next_pos = pos + PCAP_RECORD_HEADER_BYTES + _u32(buf, pos + 8, big_endian)
+        next_pos = pos + PCAP_RECORD_HEADER_BYTES + read_u32(buf, pos + 8, big_endian)
         if next_pos > end:
             break
         out[count] = pos
@@ -76,9 +76,9 @@ def _walk_enhanced_packet_blocks(
 ) -> tuple[int, int]:
     count = 0
     while count < out.shape[0] and pos + PCAPNG_MIN_BLOCK_BYTES <= end:
-        if _u32(buf, pos, big_endian) != PCAPNG_ENHANCED_PACKET_BLOCK:
+        if read_u32(buf, pos, big_endian) != PCAPNG_ENHANCED_PACKET_BLOCK:
             break
-        block_len = _u32(buf, pos + 4, big_endian)
+        block_len = read_u32(buf, pos + 4, big_endian)
         if block_len & 3 or block_len < PCAPNG_MIN_BLOCK_BYTES or block_len > max_block_bytes:
             break
         if pos + block_len > end:

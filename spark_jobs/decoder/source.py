@@ -65,9 +65,9 @@ class ByteStream:
                 break
             parts.append(data)
             have += len(data)
-        kept = [part for part in parts if part]
-        # A single part is used as it is: joining would copy a whole read (4 MiB).
-        self.buffer = kept[0] if len(kept) == 1 else b"".join(kept)
+        non_empty = [part for part in parts if part]
+        # A single part is used as it is, because joining would copy a whole read (4 MiB).
+        self.buffer = non_empty[0] if len(non_empty) == 1 else b"".join(non_empty)
         self.pos = 0
         return have >= min_bytes
 
@@ -158,11 +158,19 @@ class GzipStream:
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self._decompressor = zlib.decompressobj(wbits=31)
+        # The last compressed read, and the position of its first byte not yet fed to zlib.
         self._input = b""
+        self._input_pos = 0
+        # The decompressor and input position before the last slice, to feed it again.
+        self._before_slice = (self._decompressor, 0)
         self._in_member = False
         self._finished = False
         self._error: zlib.error | None = None
         self.cut_short = False
+
+    @property
+    def _pending(self) -> int:
+        return len(self._input) - self._input_pos
 
     def read(self, size: int) -> bytes:
         if self._error is not None:
@@ -170,24 +178,24 @@ class GzipStream:
         parts = []
         have = 0
         while have < size and not self._finished:
-            if not self._input:
+            if not self._pending:
                 self._input = self._raw.read(self.COMPRESSED_READ_BYTES)
+                self._input_pos = 0
                 if not self._input:
                     self.cut_short = self._in_member
                     self._finished = True
                     break
-            if not self._in_member and not self._input.startswith(GZIP_MAGIC[: len(self._input)]):
+            if not self._in_member and not self._input.startswith(GZIP_MAGIC[:self._pending], self._input_pos):
                 self._finished = True
                 break
             self._in_member = True
             try:
-                output = self._decompress_slice(size - have)
+                output = self._decompress_slice(size - have, self.SLICE_BYTES)
             except zlib.error as error:
                 output, self._error = self._recover(size - have), error
                 self._finished = True
             if self._decompressor.eof:
                 # Another member may follow, as `cat a.gz b.gz` makes.
-                self._input = self._decompressor.unused_data + self._input
                 self._decompressor = zlib.decompressobj(wbits=31)
                 self._in_member = False
             parts.append(output)
@@ -196,29 +204,28 @@ class GzipStream:
             raise self._error
         return b"".join(parts)
 
-    def _decompress_slice(self, max_output: int, slice_bytes: int | None = None) -> bytes:
-        """Decompress up to one slice of the pending input, keeping what is left over."""
-        slice_bytes = slice_bytes or self.SLICE_BYTES
-        piece, rest = self._input[:slice_bytes], self._input[slice_bytes:]
-        self._saved = (self._decompressor.copy(), self._input)
+    def _decompress_slice(self, max_output: int, slice_bytes: int) -> bytes:
+        """Decompress up to ``slice_bytes`` of the pending input and advance past what zlib used."""
+        start = self._input_pos
+        piece = memoryview(self._input)[start:start + slice_bytes]
+        self._before_slice = (self._decompressor.copy(), start)
         output = self._decompressor.decompress(piece, max_output)
-        self._input = self._decompressor.unconsumed_tail + rest
+        # Input zlib did not use: held back by max_output, or after the end of a member.
+        unused = len(self._decompressor.unconsumed_tail) + len(self._decompressor.unused_data)
+        self._input_pos = start + len(piece) - unused
         return output
 
     def _recover(self, max_output: int) -> bytes:
         """Feed the failed slice again in small pieces; return the output before the damage."""
-        self._decompressor, self._input = self._saved
+        self._decompressor, self._input_pos = self._before_slice
+        stop = self._input_pos + min(self._pending, self.SLICE_BYTES)
         parts = []
         have = 0
-        end = min(len(self._input), self.SLICE_BYTES)
-        fed = 0
-        while have < max_output and fed < end and not self._decompressor.eof:
-            before = len(self._input)
+        while have < max_output and self._input_pos < stop and not self._decompressor.eof:
             try:
                 output = self._decompress_slice(max_output - have, self.RECOVERY_SLICE_BYTES)
             except zlib.error:
                 break
             parts.append(output)
             have += len(output)
-            fed += before - len(self._input)
         return b"".join(parts)

@@ -67,21 +67,21 @@ def test_damaged_gzip_keeps_frames_before_the_damage(captures_dir):
         compressed[position] ^= 0xFF
     expected, _ = _frames_of(original)
 
-    kept, summary = _frames_of(bytes(compressed))
+    decoded, summary = _frames_of(bytes(compressed))
 
-    assert len(kept) >= 100
-    assert kept == expected[:len(kept)]
+    assert len(decoded) >= 100
+    assert decoded == expected[:len(decoded)]
     assert "gzip stream is damaged" in str(summary.error)
-    assert summary.error.frame_number == len(kept) + 1
+    assert summary.error.frame_number == len(decoded) + 1
     assert summary.error.byte_offset > 0
 
 
 def test_gzip_cut_before_first_byte_is_not_empty(captures_dir):
     compressed = gzip.compress((captures_dir / "attack-arp-scan.pcap").read_bytes())
 
-    kept, summary = _frames_of(compressed[:15])
+    decoded, summary = _frames_of(compressed[:15])
 
-    assert kept == []
+    assert decoded == []
     assert summary.truncated is True
     assert "cut short" in str(summary.error)
     assert "empty" not in str(summary.error)
@@ -91,9 +91,22 @@ def test_gzip_cut_mid_stream_keeps_complete_frames(captures_dir):
     original = (captures_dir / "attack-arp-scan.pcap").read_bytes()
     expected, _ = _frames_of(original)
 
-    kept, summary = _frames_of(gzip.compress(original)[:2000])
+    decoded, summary = _frames_of(gzip.compress(original)[:2000])
 
-    assert 0 < len(kept) < len(expected)
-    assert kept == expected[:len(kept)]
+    assert 0 < len(decoded) < len(expected)
+    assert decoded == expected[:len(decoded)]
     assert summary.truncated is True
+    assert summary.error is None
+
+
+def test_gzip_members_and_padding_decode_whole(captures_dir):
+    original = (captures_dir / "attack-arp-scan.pcap").read_bytes()
+    expected, _ = _frames_of(original)
+    # Two members, as `cat a.gz b.gz` writes, then zero padding.
+    data = gzip.compress(original[:10_000]) + gzip.compress(original[10_000:]) + b"\0" * 20
+
+    decoded, summary = _frames_of(data)
+
+    assert decoded == expected
+    assert summary.truncated is False
     assert summary.error is None
