@@ -51,7 +51,7 @@ def _walk_pcap(buf: np.ndarray, pos: int, end: int, big_endian: bool, out: np.nd
 
 
 def walk_pcap_records(buf: np.ndarray, pos: int, end: int, big_endian: bool) -> np.ndarray:
-    """Offsets of the classic pcap records that lie wholly inside ``buf[pos:end]``.
+    """Return the offsets of the classic pcap records that lie wholly inside ``buf[pos:end]``.
 
     Args:
         buf: The buffer, uint8; ``pos`` must be the start of a record header.
@@ -92,7 +92,7 @@ def _walk_enhanced_packet_blocks(
 def walk_enhanced_packet_blocks(
     buf: np.ndarray, pos: int, end: int, big_endian: bool, max_blocks: int, max_block_bytes: int
 ) -> tuple[np.ndarray, int]:
-    """Offsets of the run of well-formed Enhanced Packet Blocks starting at ``pos``.
+    """Return the offsets of the run of well-formed Enhanced Packet Blocks starting at ``pos``.
 
     The run ends at ``max_blocks`` blocks, at the first block of another type,
     at a length that is not a multiple of 4 or lies outside

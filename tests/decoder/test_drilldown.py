@@ -114,7 +114,7 @@ def test_fifty_frames_all_returned(captures_dir):
 
 def test_lookups_leave_asyncio_no_unknown_child(captures_dir, caplog):
     # Killing tshark before asyncio's child watcher reaps it makes the watcher
-    # log "Unknown child process"; tshark is waited for first.
+    # log "Unknown child process", so the drill-down waits for tshark first.
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         for _ in range(20):
             wireshark_info(captures_dir / "attack-arp-scan.pcap", [1, 2, 3])

@@ -30,7 +30,7 @@ def test_promised_rates():
         promised_false_alarm_rate("median")
 
 
-def test_each_fold_is_measured_by_the_other():
+def test_folds_measured_by_each_other():
     # Blocks of 4 windows alternate between folds. Fold 1 scores are far above
     # fold 0, so a threshold fitted on fold 0 flags all of fold 1, and one fitted
     # on fold 1 flags none of fold 0: the rate is exactly one half.
@@ -44,7 +44,7 @@ def test_each_fold_is_measured_by_the_other():
     assert rate == 0.5
 
 
-def test_only_normal_validation_windows_are_measured():
+def test_only_normal_validation_windows_measured():
     scores = np.concatenate([np.arange(1.0, 41.0), [50.0, 60.0]])
     metadata = _metadata(["validation"] * 40 + ["test", "validation"], [0] * 41 + [1])
 
@@ -53,7 +53,7 @@ def test_only_normal_validation_windows_are_measured():
     assert windows == 40
 
 
-def test_exchangeable_scores_keep_the_quantile_promise():
+def test_quantile_promise_kept_when_exchangeable():
     rng = np.random.default_rng(3)
     scores = rng.gamma(2.0, 1.0, size=4_000)
     metadata = _metadata(["validation"] * scores.size, [0] * scores.size)
