@@ -83,7 +83,7 @@ def synthetic_packet_table(captures: int, frames_per_capture: int, *, seed: int 
     return pa.concat_tables(tables)
 
 
-def run_worker(master: str, table_path: str, feature_sets: list[str], length: int, stride: int) -> list[dict]:
+def run_worker(master: str, table_path: str, feature_sets: list[str], length: int, stride: int, training_stride: int) -> list[dict]:
     """Time each feature set in a Spark session on ``master``; returns one result per set."""
     from objectstore import open_store
     from spark_jobs.session import get_spark
@@ -105,7 +105,8 @@ def run_worker(master: str, table_path: str, feature_sets: list[str], length: in
             rows = feature_rows(split, name).cache()
             row_count = rows.count()
             state, _ = fit_on_training_split(
-                split, window_length=length, window_stride=stride, feature_set_name=name, rows=rows
+                split, window_length=length, window_stride=stride, feature_set_name=name, rows=rows,
+                training_window_stride=training_stride,
             )
             windows = build_windows(spark, split, state, store, output_prefix=f"{name}/", rows=rows)
             elapsed_s = time.perf_counter() - started
@@ -141,14 +142,15 @@ def machine_description() -> str:
     )
 
 
-def markdown_section(results: list[dict], *, machine: str, command: str, length: int, stride: int) -> str:
+def markdown_section(results: list[dict], *, machine: str, command: str, length: int, stride: int, training_stride: int) -> str:
     """Return the ``## Windows`` section: what was measured, on what, by which command, and the table."""
     lines = [
         SECTION_TITLE,
         "",
         "Windows per second building each feature set from a packet table in Spark. The timed span",
         "covers deriving the feature rows, fitting the preprocessing state on the training split,",
-        f"cutting the windows ({length} rows, stride {stride}) and writing them as Parquet to a local",
+        f"cutting the windows ({length} rows, stride {stride}; training windows stride {training_stride}, the",
+        "pipeline's default) and writing them as Parquet to a local",
         "folder. The packet table is synthetic (TCP and UDP among 16 hosts) and read from Parquet.",
         "Decoding is not included.",
         "Flow windows hold flows, not frames, so that set cuts fewer windows from the same frames.",
@@ -189,13 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature-sets", nargs="+", default=list(FEATURE_SETS), choices=FEATURE_SETS)
     parser.add_argument("--window-length", type=int, default=32, help="rows per window")
     parser.add_argument("--window-stride", type=int, default=8, help="rows between window starts")
+    parser.add_argument("--training-window-stride", type=int, default=1, help="rows between training window starts")
     parser.add_argument("--write", type=Path, default=None, help="markdown file whose ## Windows section to replace")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--table", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not 1 <= args.training_window_stride <= args.window_stride:
+        parser.error(f"--training-window-stride must be between 1 and --window-stride ({args.window_stride})")
 
     if args.worker:
-        results = run_worker(args.worker, args.table, args.feature_sets, args.window_length, args.window_stride)
+        results = run_worker(args.worker, args.table, args.feature_sets, args.window_length, args.window_stride,
+                             args.training_window_stride)
         print(json.dumps(results))
         return 0
 
@@ -210,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             completed = subprocess.run(
                 [sys.executable, __file__, "--worker", master, "--table", table_path,
                  "--feature-sets", *args.feature_sets,
-                 "--window-length", str(args.window_length), "--window-stride", str(args.window_stride)],
+                 "--window-length", str(args.window_length), "--window-stride", str(args.window_stride),
+                 "--training-window-stride", str(args.training_window_stride)],
                 env=environment, cwd=REPO_ROOT, capture_output=True, text=True, check=False,
             )
             if completed.returncode != 0:
@@ -219,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(json.loads(completed.stdout.strip().splitlines()[-1]))
 
     section = markdown_section(results, machine=machine, command=command.strip(),
-                               length=args.window_length, stride=args.window_stride)
+                               length=args.window_length, stride=args.window_stride,
+                               training_stride=args.training_window_stride)
     sys.stdout.write(section)
     if args.write is not None:
         existing = args.write.read_text() if args.write.exists() else ""

@@ -48,7 +48,7 @@ import pandas as pd  # noqa: E402
 from flows.mixing import mix_captures  # noqa: E402
 from models.baselines import IsolationForestDetector, ZScoreDetector, stack_windows  # noqa: E402
 from models.datasets import WindowReader, normal_windows_of  # noqa: E402
-from models.metrics import AttackSpan, binary_metrics, false_alarm_rate, per_attack_metrics, ranking_metrics  # noqa: E402
+from models.metrics import AttackSpan, alarm_episodes, binary_metrics, false_alarm_rate, per_attack_metrics, ranking_metrics  # noqa: E402
 from models.threshold_checks import cross_fitted_false_alarm_rate, promised_false_alarm_rate  # noqa: E402
 from models.thresholds import THRESHOLD_METHODS, calibration_scores, fit_threshold, oracle_threshold  # noqa: E402
 from objectstore import open_store  # noqa: E402
@@ -92,6 +92,7 @@ class Settings:
 
     window_length: int = 32
     window_stride: int = 8
+    training_window_stride: int = 1
     feature_set: str = "paper"
     scaler: str = "minmax"
     train_fraction: float = 0.5
@@ -143,7 +144,7 @@ def build_window_set(spark, folder: Path, capture: Path, labels: Path, settings:
     split = assign_splits(packets, train_fraction=settings.train_fraction, validation_fraction=settings.validation_fraction).cache()
     state, _frames = fit_on_training_split(
         split, window_length=settings.window_length, window_stride=settings.window_stride,
-        feature_set_name=settings.feature_set, scaler=settings.scaler,
+        feature_set_name=settings.feature_set, scaler=settings.scaler, training_window_stride=settings.training_window_stride,
     )
     windows = build_windows(spark, split, state, store, output_prefix="lake/windows/")
     split.unpersist()
@@ -190,6 +191,7 @@ def evaluate(metadata: pd.DataFrame, scores: np.ndarray, spans: list[AttackSpan]
         metrics = binary_metrics(labels[evaluation], flagged[evaluation])
         metrics["false_alarm_rate_held_out"] = false_alarm_rate(labels[held_out_normal], flagged[held_out_normal])
         metrics["held_out_normal_windows"] = int(held_out_normal.sum())
+        metrics["held_out_episodes"] = alarm_episodes(metadata[held_out_normal], flagged[held_out_normal])
         rate, windows = cross_fitted_false_alarm_rate(
             metadata, scores, method, k=settings.threshold_k, target_false_alarm_rate=settings.target_false_alarm_rate,
             pot_initial_quantile=settings.pot_initial_quantile,
@@ -262,7 +264,8 @@ def render(results: list[dict], settings: Settings, elapsed_s: float, command: s
         "Every mix runs through the pipeline's functions: Spark decoding and a time-ordered split per capture",
         f"(train {settings.train_fraction:.0%}, validation {settings.validation_fraction:.0%}, test the rest). Windows use the `{settings.feature_set}` feature set",
         f"with the `{settings.scaler}` scaler,",
-        f"{settings.window_length} frames every {settings.window_stride} frames, and a window's label is 1 when any of its",
+        f"{settings.window_length} frames every {settings.window_stride} frames ({_training_starts(settings)}),",
+        "and a window's label is 1 when any of its",
         "frames is anomalous. Models and baselines are fitted on normal training windows only. Thresholds are",
         "calibrated on normal validation windows only, never with test labels:",
         f"`mean_k_std` (k = {settings.threshold_k}), `quantile` and `pot` (target false-alarm rate {settings.target_false_alarm_rate},",
@@ -286,6 +289,13 @@ def render(results: list[dict], settings: Settings, elapsed_s: float, command: s
     lines += _threshold_tables(results, settings)
     lines += _paper_comparison(results)
     return "\n".join(lines) + "\n"
+
+
+def _training_starts(settings: Settings) -> str:
+    """Return where training windows start, in words."""
+    if settings.training_window_stride == 1:
+        return "training windows start at every frame"
+    return f"training windows every {settings.training_window_stride} frames"
 
 
 def _tf_version() -> str:
@@ -340,7 +350,8 @@ def _threshold_tables(results: list[dict], settings: Settings) -> list[str]:
         "  alternate between two folds, and each fold is flagged by a threshold calibrated on the other fold only",
         "  (`models/threshold_checks.py`). This checks the promise itself.",
         "- later period: the test split's normal windows, after the calibration period. This adds the drift of the",
-        "  benign traffic since calibration, which no threshold can promise against.",
+        "  benign traffic since calibration, which no threshold can promise against. In brackets: the episodes",
+        "  those false alarms form (runs of flagged windows that share or touch frames), as an operator sees them.",
         "",
         "A rate is kept when it is at most twice the promise. Precision, recall and F1 are on the evaluation windows.",
         "",
@@ -357,10 +368,18 @@ def _threshold_tables(results: list[dict], settings: Settings) -> list[str]:
                 lines.append(
                     f"| {result['mix']} | {result['remap']} | {kind} | {method} | {metrics['threshold']['value']:.4g} "
                     f"| {_number(promised)} | {_number(same_period)} of {metrics.get('cross_fitted_windows', 0)}{_kept(same_period, promised)} "
-                    f"| {_number(later)} of {metrics['held_out_normal_windows']}{_kept(later, promised)} "
+                    f"| {_number(later)} of {metrics['held_out_normal_windows']}{_episodes(metrics)}{_kept(later, promised)} "
                     f"| {_number(metrics['precision'])} | {_number(metrics['recall'])} | {_number(metrics['f1'])} |"
                 )
     return lines + [""]
+
+
+def _episodes(metrics: dict) -> str:
+    """Return the episode count of the later-period false alarms, when the results have it."""
+    episodes = metrics.get("held_out_episodes")
+    if not episodes:
+        return ""
+    return f" ({episodes} episode{'s' if episodes > 1 else ''})"
 
 
 def _kept(rate: float | None, promised: float | None) -> str:
@@ -425,10 +444,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     parser.add_argument("--window-length", type=int, default=Settings.window_length, help="frames per window")
     parser.add_argument("--window-stride", type=int, default=Settings.window_stride, help="frames between window starts")
+    parser.add_argument("--training-window-stride", type=int, default=Settings.training_window_stride,
+                        help="frames between training window starts")
     parser.add_argument("--feature-set", default=Settings.feature_set, choices=("paper", "stats", "flow"), help="feature set of the windows")
     parser.add_argument("--scaler", default=Settings.scaler, choices=("minmax", "standard"), help="scaler of the numeric features")
     parser.add_argument("--epochs", type=int, default=Settings.epochs, help="maximum training epochs per autoencoder")
     parser.add_argument("--learning-rate", type=float, default=Settings.learning_rate, help="Adam learning rate of both autoencoders")
+    parser.add_argument("--seed", type=int, default=Settings.seed, help="seed of the models and IsolationForest")
     parser.add_argument("--from-json", type=Path, default=None, help="render the document from results an earlier --json wrote, without running")
     parser.add_argument("--mixes", nargs="*", default=None, help="names of the mixes to run (default: all)")
     parser.add_argument("--remaps", nargs="*", default=["auto", "none"], help="remap modes to run: auto, none or both")
@@ -440,12 +462,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         command = " ".join([".venv/bin/python bench/evaluate_mixes.py", *saved.get("argv", [])])
-        document = render(saved["results"], Settings(**saved["settings"]), saved["elapsed_s"], command)
+        # Results saved before training windows had their own stride used the window stride.
+        recorded = {"training_window_stride": saved["settings"]["window_stride"], **saved["settings"]}
+        document = render(saved["results"], Settings(**recorded), saved["elapsed_s"], command)
         args.out.write_text(document + kept_findings(args.out), encoding="utf-8")
         return 0
     if not args.captures.is_dir():
         parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
-    settings = Settings(window_length=args.window_length, window_stride=args.window_stride, epochs=args.epochs,
+    if not 1 <= args.training_window_stride <= args.window_stride:
+        parser.error(f"--training-window-stride must be between 1 and --window-stride ({args.window_stride})")
+    settings = Settings(window_length=args.window_length, window_stride=args.window_stride,
+                        training_window_stride=args.training_window_stride, epochs=args.epochs, seed=args.seed,
                         learning_rate=args.learning_rate, feature_set=args.feature_set, scaler=args.scaler)
     from spark_jobs.session import get_spark
 

@@ -49,11 +49,15 @@ def retrain(
     epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per model (env NETAE_EPOCHS)"),
     window_length: Optional[int] = typer.Option(None, help="Frames per window (env NETAE_WINDOW_LENGTH)"),
     window_stride: Optional[int] = typer.Option(None, help="Frames between window starts (env NETAE_WINDOW_STRIDE)"),
+    training_window_stride: Optional[int] = typer.Option(
+        None, help="Frames between training window starts (env NETAE_TRAINING_WINDOW_STRIDE)"
+    ),
     spark_master: Optional[str] = typer.Option(None, help="Spark master URL (env NETAE_SPARK_MASTER)"),
 ) -> None:
     """Run the nightly retraining flow once, now."""
     settings = _settings(storage_url=storage_url, captures_prefix=captures_prefix, epochs=epochs,
-                         window_length=window_length, window_stride=window_stride, spark_master=spark_master)
+                         window_length=window_length, window_stride=window_stride,
+                         training_window_stride=training_window_stride, spark_master=spark_master)
     manifest = _run_retrain(settings)
     _print_outcome(settings, manifest)
 

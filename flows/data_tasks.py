@@ -108,6 +108,7 @@ def make_windows(settings: NetaeSettings, capture_ids: list[str], run_id: str) -
     try:
         state, fitted_rows = fit_on_training_split(
             split, window_length=settings.window_length, window_stride=settings.window_stride,
+            training_window_stride=settings.training_window_stride,
             feature_set_name=settings.feature_set, scaler=settings.scaler, out_of_range=settings.out_of_range,
             window_mode=settings.window_mode, rows=rows,
         )

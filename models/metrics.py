@@ -87,6 +87,36 @@ def false_alarm_rate(labels: np.ndarray, flagged: np.ndarray) -> float | None:
     return float(flags[normal].mean()) if normal.any() else None
 
 
+def alarm_episodes(metadata: pd.DataFrame, flagged: np.ndarray) -> int:
+    """Count the episodes among flagged windows: runs of flagged windows whose frames overlap or touch.
+
+    Overlapping windows share frames, so one unusual stretch of traffic flags
+    several of them in a row, and an operator sees one alert. Two flagged windows
+    belong to one episode when they are in the same capture and the later one
+    starts at most one frame after the earlier one ends. Host windows (``host``
+    column) are kept apart per host.
+
+    Args:
+        metadata: window metadata with ``capture_id``, ``first_frame`` and
+            ``last_frame`` (and ``host`` in host mode), aligned with ``flagged``.
+        flagged: bool per window.
+    """
+    flags = np.asarray(flagged).astype(bool)
+    if not flags.any():
+        return 0
+    keys = ["capture_id", "host"] if "host" in metadata.columns else ["capture_id"]
+    windows = metadata.loc[flags, [*keys, "first_frame", "last_frame"]].copy()
+    for key in keys:
+        windows[key] = windows[key].fillna("").astype(str)
+    episodes = 0
+    for _key, group in windows.groupby(keys, sort=False):
+        group = group.sort_values("first_frame", kind="stable")
+        reach = np.maximum.accumulate(group["last_frame"].to_numpy(np.int64))
+        starts = group["first_frame"].to_numpy(np.int64)
+        episodes += 1 + int(np.count_nonzero(starts[1:] > reach[:-1] + 1))
+    return episodes
+
+
 @dataclass(frozen=True)
 class AttackSpan:
     """An inclusive range of frames of one named attack in one capture, from a labels file.

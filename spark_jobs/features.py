@@ -6,8 +6,8 @@ the metadata columns of ``ROW_METADATA_COLUMNS`` plus the set's raw numeric and
 categorical columns. The sets:
 
 * ``paper``: the published method this project starts from. Per-frame
-  inter-arrival time, source, destination, protocol and length, plus ports, TCP
-  flags and TTL.
+  inter-arrival time, source, destination, protocol and length, plus service
+  ports (every port from 1024 up as one value), TCP flags and TTL.
 * ``stats``: damped incremental statistics per source host, host pair and socket
   (see ``spark_jobs.stats_features``).
 * ``flow``: per-flow counters and timings (see ``spark_jobs.flow_features``).
@@ -61,11 +61,21 @@ PAPER_NUMERIC_FEATURES: dict[str, str] = {
     "log_inter_arrival_us": "inter_arrival_ns",
     "frame_len": "frame_len",
     "payload_len": "payload_len",
-    "src_port": "src_port",
-    "dst_port": "dst_port",
+    "src_service_port": "src_port",
+    "dst_service_port": "dst_port",
     "tcp_flags": "tcp_flags",
     "ttl": "ttl",
 }
+# Service-port features keep ports below this value and map every higher port to
+# this value. Most higher ports are ephemeral: the client's operating system picks
+# them, so they change between connections while the behaviour stays the same.
+# Scaled as numbers, they would also squash the well-known ports towards 0.
+# NOTE: registered services above 1023 (MQTT on 1883, RDP on 3389) look like
+# ephemeral ports in this set.
+SERVICE_PORT_LIMIT = 1024
+# Raw port columns that ``paper`` rows still carry. States saved before the
+# service-port features name these columns, and their models keep scoring.
+PAPER_KEPT_COLUMNS: tuple[str, ...] = ("src_port", "dst_port")
 PAPER_CATEGORICAL_FEATURES: tuple[str, ...] = ("protocol", "src_addr", "dst_addr", "ip_proto")
 
 # Names kept for callers of the first version of this module.
@@ -109,6 +119,8 @@ class FeatureSet:
         group_by: packet columns that Spark groups by before calling ``derive``;
             empty when ``derive`` works row by row. A set whose rows depend on
             earlier frames must group at least by ``capture_id``.
+        kept_columns: numeric columns that the rows carry besides the features.
+            States saved by earlier versions of the set use them.
     """
 
     name: str
@@ -117,6 +129,7 @@ class FeatureSet:
     categorical_features: tuple[str, ...]
     derive: Callable[[pd.DataFrame], pd.DataFrame]
     group_by: tuple[str, ...]
+    kept_columns: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -158,14 +171,20 @@ def derive_paper_rows(packets: pd.DataFrame) -> pd.DataFrame:
     """Build ``paper`` feature rows: one per frame, raw numeric values and category strings.
 
     Inter-arrival time becomes ``log(1 + microseconds)`` so that its heavy tail
-    does not squash every other value towards 0 after min-max scaling.
+    does not squash every other value towards 0 after min-max scaling. Ports
+    become service ports (see ``SERVICE_PORT_LIMIT``). The raw ports stay in the
+    rows for models saved before that change.
     """
     rows = packet_row_metadata(packets)
     for name, column in PAPER_NUMERIC_FEATURES.items():
         values = numeric_column(packets, column)
         if name == "log_inter_arrival_us":
             values = np.log1p(np.clip(values, 0.0, None) / 1_000.0)
+        elif name in ("src_service_port", "dst_service_port"):
+            values = np.minimum(values, SERVICE_PORT_LIMIT)
         rows[name] = values
+    for column in PAPER_KEPT_COLUMNS:
+        rows[column] = numeric_column(packets, column)
     for name in PAPER_CATEGORICAL_FEATURES:
         rows[name] = category_strings(packets, name)
     return rows
@@ -178,6 +197,7 @@ PAPER = FeatureSet(
     categorical_features=PAPER_CATEGORICAL_FEATURES,
     derive=derive_paper_rows,
     group_by=(),
+    kept_columns=PAPER_KEPT_COLUMNS,
 )
 
 
@@ -225,6 +245,8 @@ class Preprocessing:
         scaler: ``minmax`` or ``standard``.
         out_of_range: ``clip`` or ``flag`` (see ``transform``).
         window_mode: ``capture`` or ``host``.
+        training_window_stride: rows between the starts of ``train`` split
+            windows; None (states saved before this field) means ``window_stride``.
         numeric_mean: per numeric feature, the training mean.
         numeric_std: per numeric feature, the training population standard deviation.
         baseline: per numeric feature, the training distribution that the drift
@@ -244,6 +266,7 @@ class Preprocessing:
     scaler: str = "minmax"
     out_of_range: str = "clip"
     window_mode: str = "capture"
+    training_window_stride: int | None = None
     numeric_mean: dict[str, float] = field(default_factory=dict)
     numeric_std: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, dict] = field(default_factory=dict)
@@ -282,6 +305,18 @@ class Preprocessing:
             )
         return cls(**document)
 
+    def stride_of(self, split: str | None) -> int:
+        """Return the rows between window starts in ``split``.
+
+        Training windows may start more often than scored windows. With a stride
+        above 1, windows cut from a strictly periodic exchange (a request and its
+        reply, for example) all start at the same phase of it. A model fitted on
+        them has never seen the other phases, and later traffic starts at those too.
+        """
+        if split == "train" and self.training_window_stride is not None:
+            return self.training_window_stride
+        return self.window_stride
+
     def value_bounds(self) -> tuple[float, float] | None:
         """Return the smallest and largest value ``transform`` can output, or None when unbounded.
 
@@ -310,6 +345,7 @@ def fit_preprocessing(
     scaler: str = "minmax",
     out_of_range: str = "clip",
     window_mode: str = "capture",
+    training_window_stride: int | None = None,
     numeric_mean: dict[str, float] | None = None,
     numeric_std: dict[str, float] | None = None,
     baseline: dict[str, dict] | None = None,
@@ -330,6 +366,8 @@ def fit_preprocessing(
         scaler: ``minmax`` or ``standard``.
         out_of_range: ``clip`` or ``flag``.
         window_mode: ``capture`` or ``host``.
+        training_window_stride: rows between the starts of training windows;
+            None means ``window_stride``.
         numeric_mean: training mean of each numeric feature.
         numeric_std: training population standard deviation of each numeric feature.
         baseline: drift baseline per numeric feature.
@@ -342,6 +380,11 @@ def fit_preprocessing(
     _check_choice("scaler", scaler, SCALERS)
     _check_choice("out_of_range", out_of_range, OUT_OF_RANGE_POLICIES)
     _check_choice("window_mode", window_mode, WINDOW_MODES)
+    if training_window_stride is not None and not 1 <= training_window_stride <= window_stride:
+        raise ValueError(
+            f"invalid training_window_stride {training_window_stride}: it must be between 1 and window_stride "
+            f"({window_stride}); pass 1 to start a training window at every row"
+        )
 
     categories = {}
     for name in chosen.categorical_features:
@@ -363,6 +406,7 @@ def fit_preprocessing(
         scaler=scaler,
         out_of_range=out_of_range,
         window_mode=window_mode,
+        training_window_stride=training_window_stride,
         numeric_mean=per_feature(numeric_mean),
         numeric_std=per_feature(numeric_std),
         baseline=dict(baseline or {}),

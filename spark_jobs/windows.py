@@ -114,7 +114,7 @@ def assign_splits(packets: DataFrame, *, train_fraction: float, validation_fract
 
 def row_schema(chosen: FeatureSet) -> pa.Schema:
     """Return the Arrow schema of the feature rows of ``chosen``."""
-    numeric = [pa.field(name, pa.float64(), nullable=False) for name in chosen.numeric_features]
+    numeric = [pa.field(name, pa.float64(), nullable=False) for name in chosen.numeric_features + chosen.kept_columns]
     categorical = [pa.field(name, pa.string(), nullable=False) for name in chosen.categorical_features]
     return pa.schema(ROW_METADATA_FIELDS + numeric + categorical)
 
@@ -216,6 +216,7 @@ def fit_on_training_split(
     out_of_range: str = "clip",
     window_mode: str = "capture",
     rows: DataFrame | None = None,
+    training_window_stride: int | None = None,
 ) -> tuple[Preprocessing, int]:
     """Fit the preprocessing state on training rows not labelled anomalous.
 
@@ -234,6 +235,8 @@ def fit_on_training_split(
         window_mode: ``capture`` or ``host``.
         rows: the feature rows of ``split_packets`` when the caller already
             derived (and cached) them with ``feature_rows``.
+        training_window_stride: rows between the starts of ``train`` windows
+            (see ``Preprocessing.stride_of``); None means ``window_stride``.
 
     Returns:
         The state and the number of rows it was fitted on.
@@ -271,6 +274,7 @@ def fit_on_training_split(
         scaler=scaler,
         out_of_range=out_of_range,
         window_mode=window_mode,
+        training_window_stride=training_window_stride,
         numeric_mean={name: value[1] for name, value in moments.items()},
         numeric_std={name: float(np.sqrt(value[2] / value[0])) if value[0] else 0.0 for name, value in moments.items()},
         baseline=baseline,
@@ -294,7 +298,7 @@ def cut_segment(segment: pd.DataFrame, state: Preprocessing) -> pd.DataFrame:
     if "first_frame" not in segment.columns:
         segment = derive_rows(segment, state.feature_set)
     segment = segment.sort_values(["start_ns", "first_frame"], kind="stable").reset_index(drop=True)
-    length, stride = state.window_length, state.window_stride
+    length, stride = state.window_length, state.stride_of(segment["split"].iloc[0] if len(segment) else None)
     starts = window_starts(len(segment), length, stride)
     if len(starts) == 0:
         return _empty_windows()

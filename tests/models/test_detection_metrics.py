@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.metrics import AttackSpan, attack_windows, false_alarm_rate, per_attack_metrics, ranking_metrics
+from models.metrics import AttackSpan, alarm_episodes, attack_windows, false_alarm_rate, per_attack_metrics, ranking_metrics
 
 S = 1_000_000_000
 
@@ -75,3 +75,27 @@ def test_undetected_attack_has_no_delay():
     assert result["scan"]["recall"] == pytest.approx(0.0)
     assert result["scan"]["detected"] == 0
     assert result["scan"]["detection_delay_s"] is None
+
+
+def _frame_windows(first_frames, capture_ids=None, length: int = 32) -> pd.DataFrame:
+    first = np.asarray(first_frames)
+    return pd.DataFrame({"capture_id": capture_ids or ["c1"] * len(first), "first_frame": first, "last_frame": first + length - 1})
+
+
+def test_overlapping_flagged_windows_are_one_episode():
+    metadata = _frame_windows([1, 5, 9, 200, 204, 400])
+    assert alarm_episodes(metadata, np.array([True, True, True, True, True, False])) == 2
+
+
+def test_adjacent_window_joins_episode():
+    metadata = _frame_windows([1, 33, 66])
+    assert alarm_episodes(metadata, np.array([True, True, True])) == 2
+
+
+def test_episodes_never_span_two_captures():
+    metadata = _frame_windows([1, 5], capture_ids=["c1", "c2"])
+    assert alarm_episodes(metadata, np.array([True, True])) == 2
+
+
+def test_no_flagged_window_is_no_episode():
+    assert alarm_episodes(_frame_windows([1, 5]), np.array([False, False])) == 0

@@ -38,11 +38,11 @@ def test_invalid_length_or_stride_is_rejected(length, stride):
         window_count(10, length, stride)
 
 
-def _segment(frames: int, *, labels=None) -> pd.DataFrame:
+def _segment(frames: int, *, labels=None, split: str = "test") -> pd.DataFrame:
     return pd.DataFrame(
         {
             "capture_id": "c1",
-            "split": "test",
+            "split": split,
             "frame_number": np.arange(1, frames + 1),
             "timestamp_ns": np.arange(frames) * 1_000,
             "inter_arrival_ns": np.full(frames, 1_000),
@@ -61,8 +61,8 @@ def _segment(frames: int, *, labels=None) -> pd.DataFrame:
     )
 
 
-def _state(length: int, stride: int):
-    return fit_preprocessing({}, {}, {}, window_length=length, window_stride=stride)
+def _state(length: int, stride: int, training_stride: int | None = None):
+    return fit_preprocessing({}, {}, {}, window_length=length, window_stride=stride, training_window_stride=training_stride)
 
 
 def test_cut_segment_records_first_and_last_frame():
@@ -83,3 +83,22 @@ def test_window_label_is_anomalous_when_any_frame_is():
 
 def test_segment_shorter_than_window_gives_no_rows():
     assert len(cut_segment(_segment(3), _state(4, 1))) == 0
+
+
+@pytest.mark.parametrize("split,expected_starts", [("train", list(range(1, 70))), ("validation", list(range(1, 70, 4))), ("test", list(range(1, 70, 4)))])
+def test_training_windows_start_at_their_own_stride(split, expected_starts):
+    windows = cut_segment(_segment(100, split=split), _state(32, 4, training_stride=1))
+    assert windows["first_frame"].tolist() == expected_starts
+    assert windows["last_frame"].tolist() == [start + 31 for start in expected_starts]
+
+
+def test_unset_training_stride_uses_window_stride():
+    state = _state(32, 4)
+    assert state.stride_of("train") == 4
+    assert cut_segment(_segment(100, split="train"), state)["first_frame"].tolist() == list(range(1, 70, 4))
+
+
+@pytest.mark.parametrize("training_stride", [0, 5])
+def test_out_of_range_training_stride_is_rejected(training_stride):
+    with pytest.raises(ValueError, match="invalid training_window_stride .*: it must be between 1 and window_stride"):
+        _state(32, 4, training_stride=training_stride)
