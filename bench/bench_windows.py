@@ -149,8 +149,8 @@ def markdown_section(results: list[dict], *, machine: str, command: str, length:
         "",
         "Windows per second building each feature set from a packet table in Spark. The timed span",
         "covers deriving the feature rows, fitting the preprocessing state on the training split,",
-        f"cutting the windows ({length} rows, stride {stride}; training windows stride {training_stride}, the",
-        "pipeline's default) and writing them as Parquet to a local",
+        f"cutting the windows ({length} rows, stride {stride}, training windows every {training_stride} rows)",
+        "and writing them as Parquet to a local",
         "folder. The packet table is synthetic (TCP and UDP among 16 hosts) and read from Parquet.",
         "Decoding is not included.",
         "Flow windows hold flows, not frames, so that set cuts fewer windows from the same frames.",
@@ -191,17 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature-sets", nargs="+", default=list(FEATURE_SETS), choices=FEATURE_SETS)
     parser.add_argument("--window-length", type=int, default=32, help="rows per window")
     parser.add_argument("--window-stride", type=int, default=8, help="rows between window starts")
-    parser.add_argument("--training-window-stride", type=int, default=1, help="rows between training window starts")
+    parser.add_argument("--training-window-stride", type=int, default=None,
+                        help="rows between training window starts (default: the window stride)")
     parser.add_argument("--write", type=Path, default=None, help="markdown file whose ## Windows section to replace")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--table", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not 1 <= args.training_window_stride <= args.window_stride:
+    if args.training_window_stride is not None and not 1 <= args.training_window_stride <= args.window_stride:
         parser.error(f"--training-window-stride must be between 1 and --window-stride ({args.window_stride})")
+    training_stride = args.training_window_stride or args.window_stride
 
     if args.worker:
         results = run_worker(args.worker, args.table, args.feature_sets, args.window_length, args.window_stride,
-                             args.training_window_stride)
+                             training_stride)
         print(json.dumps(results))
         return 0
 
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 [sys.executable, __file__, "--worker", master, "--table", table_path,
                  "--feature-sets", *args.feature_sets,
                  "--window-length", str(args.window_length), "--window-stride", str(args.window_stride),
-                 "--training-window-stride", str(args.training_window_stride)],
+                 "--training-window-stride", str(training_stride)],
                 env=environment, cwd=REPO_ROOT, capture_output=True, text=True, check=False,
             )
             if completed.returncode != 0:
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
     section = markdown_section(results, machine=machine, command=command.strip(),
                                length=args.window_length, stride=args.window_stride,
-                               training_stride=args.training_window_stride)
+                               training_stride=training_stride)
     sys.stdout.write(section)
     if args.write is not None:
         existing = args.write.read_text() if args.write.exists() else ""

@@ -92,7 +92,7 @@ class Settings:
 
     window_length: int = 32
     window_stride: int = 8
-    training_window_stride: int = 1
+    training_window_stride: int | None = None
     feature_set: str = "paper"
     scaler: str = "minmax"
     train_fraction: float = 0.5
@@ -293,8 +293,10 @@ def render(results: list[dict], settings: Settings, elapsed_s: float, command: s
 
 def _training_starts(settings: Settings) -> str:
     """Return where training windows start, in words."""
+    if settings.training_window_stride in (None, settings.window_stride):
+        return "training windows too"
     if settings.training_window_stride == 1:
-        return "training windows start at every frame"
+        return "training windows at every frame"
     return f"training windows every {settings.training_window_stride} frames"
 
 
@@ -444,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     parser.add_argument("--window-length", type=int, default=Settings.window_length, help="frames per window")
     parser.add_argument("--window-stride", type=int, default=Settings.window_stride, help="frames between window starts")
-    parser.add_argument("--training-window-stride", type=int, default=Settings.training_window_stride,
-                        help="frames between training window starts")
+    parser.add_argument("--training-window-stride", type=int, default=None,
+                        help="frames between training window starts (default: the window stride)")
     parser.add_argument("--feature-set", default=Settings.feature_set, choices=("paper", "stats", "flow"), help="feature set of the windows")
     parser.add_argument("--scaler", default=Settings.scaler, choices=("minmax", "standard"), help="scaler of the numeric features")
     parser.add_argument("--epochs", type=int, default=Settings.epochs, help="maximum training epochs per autoencoder")
@@ -469,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.captures.is_dir():
         parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
-    if not 1 <= args.training_window_stride <= args.window_stride:
+    if args.training_window_stride is not None and not 1 <= args.training_window_stride <= args.window_stride:
         parser.error(f"--training-window-stride must be between 1 and --window-stride ({args.window_stride})")
     settings = Settings(window_length=args.window_length, window_stride=args.window_stride,
                         training_window_stride=args.training_window_stride, epochs=args.epochs, seed=args.seed,

@@ -39,9 +39,10 @@ class NetaeSettings(BaseSettings):
 
     window_length: int = Field(32, ge=4, le=4096, description="Frames per window.")
     window_stride: int = Field(8, ge=1, le=4096, description="Frames between the starts of two windows.")
-    training_window_stride: int = Field(
-        1, ge=1, le=4096,
-        description="Frames between the starts of two training windows. With 1, the models see every phase of periodic traffic.",
+    training_window_stride: int | None = Field(
+        None, ge=1, le=4096,
+        description="Frames between the starts of two training windows; unset means window_stride. "
+        "1 shows the models every phase of periodic traffic.",
     )
     train_fraction: float = Field(0.6, gt=0.0, lt=1.0, description="Share of each capture, in time order, used for fitting.")
     validation_fraction: float = Field(
@@ -146,7 +147,7 @@ class NetaeSettings(BaseSettings):
                 f"window_stride ({self.window_stride}) must not exceed window_length ({self.window_length}), "
                 "or frames between windows would never be scored"
             )
-        if self.training_window_stride > self.window_stride:
+        if self.training_window_stride is not None and self.training_window_stride > self.window_stride:
             raise ValueError(
                 f"invalid training_window_stride ({self.training_window_stride}): it must not exceed window_stride "
                 f"({self.window_stride}), because training windows start at least as often as scored ones"

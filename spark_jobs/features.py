@@ -6,8 +6,8 @@ the metadata columns of ``ROW_METADATA_COLUMNS`` plus the set's raw numeric and
 categorical columns. The sets:
 
 * ``paper``: the published method this project starts from. Per-frame
-  inter-arrival time, source, destination, protocol and length, plus service
-  ports (every port from 1024 up as one value), TCP flags and TTL.
+  inter-arrival time, source, destination, protocol and length, plus ports, TCP
+  flags and TTL.
 * ``stats``: damped incremental statistics per source host, host pair and socket
   (see ``spark_jobs.stats_features``).
 * ``flow``: per-flow counters and timings (see ``spark_jobs.flow_features``).
@@ -61,21 +61,11 @@ PAPER_NUMERIC_FEATURES: dict[str, str] = {
     "log_inter_arrival_us": "inter_arrival_ns",
     "frame_len": "frame_len",
     "payload_len": "payload_len",
-    "src_service_port": "src_port",
-    "dst_service_port": "dst_port",
+    "src_port": "src_port",
+    "dst_port": "dst_port",
     "tcp_flags": "tcp_flags",
     "ttl": "ttl",
 }
-# Service-port features keep ports below this value and map every higher port to
-# this value. Most higher ports are ephemeral: the client's operating system picks
-# them, so they change between connections while the behaviour stays the same.
-# Scaled as numbers, they would also squash the well-known ports towards 0.
-# NOTE: registered services above 1023 (MQTT on 1883, RDP on 3389) look like
-# ephemeral ports in this set.
-SERVICE_PORT_LIMIT = 1024
-# Raw port columns that ``paper`` rows still carry. States saved before the
-# service-port features name these columns, and their models keep scoring.
-PAPER_KEPT_COLUMNS: tuple[str, ...] = ("src_port", "dst_port")
 PAPER_CATEGORICAL_FEATURES: tuple[str, ...] = ("protocol", "src_addr", "dst_addr", "ip_proto")
 
 # Names kept for callers of the first version of this module.
@@ -119,8 +109,6 @@ class FeatureSet:
         group_by: packet columns that Spark groups by before calling ``derive``;
             empty when ``derive`` works row by row. A set whose rows depend on
             earlier frames must group at least by ``capture_id``.
-        kept_columns: numeric columns that the rows carry besides the features.
-            States saved by earlier versions of the set use them.
     """
 
     name: str
@@ -129,7 +117,6 @@ class FeatureSet:
     categorical_features: tuple[str, ...]
     derive: Callable[[pd.DataFrame], pd.DataFrame]
     group_by: tuple[str, ...]
-    kept_columns: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -171,20 +158,14 @@ def derive_paper_rows(packets: pd.DataFrame) -> pd.DataFrame:
     """Build ``paper`` feature rows: one per frame, raw numeric values and category strings.
 
     Inter-arrival time becomes ``log(1 + microseconds)`` so that its heavy tail
-    does not squash every other value towards 0 after min-max scaling. Ports
-    become service ports (see ``SERVICE_PORT_LIMIT``). The raw ports stay in the
-    rows for models saved before that change.
+    does not squash every other value towards 0 after min-max scaling.
     """
     rows = packet_row_metadata(packets)
     for name, column in PAPER_NUMERIC_FEATURES.items():
         values = numeric_column(packets, column)
         if name == "log_inter_arrival_us":
             values = np.log1p(np.clip(values, 0.0, None) / 1_000.0)
-        elif name in ("src_service_port", "dst_service_port"):
-            values = np.minimum(values, SERVICE_PORT_LIMIT)
         rows[name] = values
-    for column in PAPER_KEPT_COLUMNS:
-        rows[column] = numeric_column(packets, column)
     for name in PAPER_CATEGORICAL_FEATURES:
         rows[name] = category_strings(packets, name)
     return rows
@@ -197,7 +178,6 @@ PAPER = FeatureSet(
     categorical_features=PAPER_CATEGORICAL_FEATURES,
     derive=derive_paper_rows,
     group_by=(),
-    kept_columns=PAPER_KEPT_COLUMNS,
 )
 
 

@@ -114,7 +114,7 @@ def assign_splits(packets: DataFrame, *, train_fraction: float, validation_fract
 
 def row_schema(chosen: FeatureSet) -> pa.Schema:
     """Return the Arrow schema of the feature rows of ``chosen``."""
-    numeric = [pa.field(name, pa.float64(), nullable=False) for name in chosen.numeric_features + chosen.kept_columns]
+    numeric = [pa.field(name, pa.float64(), nullable=False) for name in chosen.numeric_features]
     categorical = [pa.field(name, pa.string(), nullable=False) for name in chosen.categorical_features]
     return pa.schema(ROW_METADATA_FIELDS + numeric + categorical)
 

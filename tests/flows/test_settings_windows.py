@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from flows.settings import NetaeSettings
 
 
-def test_training_stride_defaults_to_one():
-    assert NetaeSettings().training_window_stride == 1
+def test_training_stride_defaults_to_window_stride():
+    assert NetaeSettings().training_window_stride is None
 
 
 def test_training_stride_above_window_stride_is_rejected():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from spark_jobs.decoder import decode_to_table
-from spark_jobs.features import SERVICE_PORT_LIMIT, UNKNOWN_CODE, derive_rows, encode_categories, feature_set, fit_preprocessing, transform
+from spark_jobs.features import UNKNOWN_CODE, derive_rows, encode_categories, feature_set, fit_preprocessing, transform
 from spark_jobs.flow_features import FLOW_IDLE_TIMEOUT_S, flow_key
 from spark_jobs.stats_features import DECAY_LAMBDAS, damped_sums
 from tests.packet_tables import synthetic_packets
@@ -129,32 +129,6 @@ def test_old_state_uses_window_stride_for_training():
     loaded = type(_fit_pandas(derive_rows(_packets(50), "paper"), "paper")).from_json(state)
     assert loaded.training_window_stride is None
     assert loaded.stride_of("train") == loaded.window_stride
-
-
-def test_high_ports_share_one_service_port():
-    packets = _packets(200)
-    rows = derive_rows(packets, "paper")
-    assert SERVICE_PORT_LIMIT == 1024
-    assert packets["src_port"].min() >= 1024
-    assert rows["src_service_port"].unique().tolist() == [1024.0]
-    assert sorted(rows["dst_service_port"].unique().tolist()) == [53.0, 443.0]
-    assert rows["src_port"].tolist() == packets["src_port"].astype(float).tolist()
-
-
-def test_raw_port_state_still_transforms():
-    rows = derive_rows(_packets(100), "paper")
-    renamed = {"src_service_port": "src_port", "dst_service_port": "dst_port"}
-    document = _fit_pandas(rows, "paper").to_json()
-    document["feature_names"] = [renamed.get(name, name) for name in document["feature_names"]]
-    for key in ("numeric_min", "numeric_max", "numeric_mean", "numeric_std"):
-        document[key] = {renamed.get(name, name): value for name, value in document[key].items()}
-    document["numeric_min"]["src_port"] = float(rows["src_port"].min())
-    document["numeric_max"]["src_port"] = float(rows["src_port"].max())
-    state = type(_fit_pandas(rows, "paper")).from_json(document)
-    matrix, _counts = transform(rows, state)
-    column = state.feature_names.index("src_port")
-    low, high = rows["src_port"].min(), rows["src_port"].max()
-    np.testing.assert_allclose(matrix[:, column], (rows["src_port"] - low) / (high - low), rtol=1e-6)
 
 
 def test_unknown_feature_set_is_rejected_naming_choices():
