@@ -240,7 +240,7 @@ def _number(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def render(results: list[dict], settings: Settings, elapsed_s: float, command: str) -> str:
+def render(results: list[dict], settings: Settings, elapsed_s: float, command: str, cores: int) -> str:
     """Return docs/evaluation.md for the results of every mix."""
     lines = [
         "# Evaluation on labelled attack mixes",
@@ -249,7 +249,7 @@ def render(results: list[dict], settings: Settings, elapsed_s: float, command: s
         "",
         f"    {command}",
         "",
-        f"The run took {elapsed_s / 60:.1f} minutes on a 2-core machine (CPU only,",
+        f"The run took {elapsed_s / 60:.1f} minutes on a {cores}-core machine (CPU only,",
         f"TensorFlow {_tf_version()}). `--json PATH` also writes the raw results, and `--from-json PATH` renders this",
         "page from them again without rerunning.",
         "",
@@ -442,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run every mix, write the document and the raw results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--captures", type=Path, default=REPO_ROOT.parent / "shared" / "captures", help="folder of the public captures")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "evaluation.md", help="markdown file to write")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "evaluation.md",
+                        help="markdown file to write (default: docs/evaluation.md, whose Findings section is kept)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     parser.add_argument("--window-length", type=int, default=Settings.window_length, help="frames per window")
     parser.add_argument("--window-stride", type=int, default=Settings.window_stride, help="frames between window starts")
@@ -454,8 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=Settings.learning_rate, help="Adam learning rate of both autoencoders")
     parser.add_argument("--seed", type=int, default=Settings.seed, help="seed of the models and IsolationForest")
     parser.add_argument("--from-json", type=Path, default=None, help="render the document from results an earlier --json wrote, without running")
-    parser.add_argument("--mixes", nargs="*", default=None, help="names of the mixes to run (default: all)")
-    parser.add_argument("--remaps", nargs="*", default=["auto", "none"], help="remap modes to run: auto, none or both")
+    parser.add_argument("--mixes", nargs="*", default=None, choices=[mix.name for mix in MIXES],
+                        help="names of the mixes to run (default: all)")
+    parser.add_argument("--remaps", nargs="*", default=["auto", "none"], choices=["auto", "none"],
+                        help="remap modes to run (default: auto none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("py4j", "pyspark"):
@@ -466,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join([".venv/bin/python bench/evaluate_mixes.py", *saved.get("argv", [])])
         # Results saved before training windows had their own stride used the window stride.
         recorded = {"training_window_stride": saved["settings"]["window_stride"], **saved["settings"]}
-        document = render(saved["results"], Settings(**recorded), saved["elapsed_s"], command)
+        # Results saved before the core count was recorded came from a 2-core machine.
+        document = render(saved["results"], Settings(**recorded), saved["elapsed_s"], command, saved.get("cores", 2))
         args.out.write_text(document + kept_findings(args.out), encoding="utf-8")
         return 0
     if not args.captures.is_dir():
@@ -493,10 +497,11 @@ def main(argv: list[str] | None = None) -> int:
 
     command = " ".join([".venv/bin/python bench/evaluate_mixes.py", *(argv if argv is not None else sys.argv[1:])])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    document = render(results, settings, elapsed, command) + kept_findings(args.out)
+    document = render(results, settings, elapsed, command, os.cpu_count() or 1) + kept_findings(args.out)
     args.out.write_text(document, encoding="utf-8")
     if args.json:
-        document = {"settings": settings.__dict__, "elapsed_s": elapsed, "argv": argv if argv is not None else sys.argv[1:],
+        document = {"settings": settings.__dict__, "elapsed_s": elapsed, "cores": os.cpu_count() or 1,
+                    "argv": argv if argv is not None else sys.argv[1:],
                     "results": results}
         args.json.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
     logger.info("Wrote %s after %.1f min", args.out, elapsed / 60)

@@ -50,7 +50,8 @@ def retrain(
     window_length: Optional[int] = typer.Option(None, help="Frames per window (env NETAE_WINDOW_LENGTH)"),
     window_stride: Optional[int] = typer.Option(None, help="Frames between window starts (env NETAE_WINDOW_STRIDE)"),
     training_window_stride: Optional[int] = typer.Option(
-        None, help="Frames between training window starts (env NETAE_TRAINING_WINDOW_STRIDE)"
+        None, help="Frames between training window starts, 1 to the window stride; unset: the window stride "
+        "(env NETAE_TRAINING_WINDOW_STRIDE)"
     ),
     spark_master: Optional[str] = typer.Option(None, help="Spark master URL (env NETAE_SPARK_MASTER)"),
 ) -> None:

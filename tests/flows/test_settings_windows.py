@@ -8,8 +8,10 @@ from pydantic import ValidationError
 from flows.settings import NetaeSettings
 
 
-def test_training_stride_defaults_to_window_stride():
-    assert NetaeSettings().training_window_stride is None
+def test_training_stride_defaults_to_window_stride(monkeypatch):
+    monkeypatch.delenv("NETAE_TRAINING_WINDOW_STRIDE", raising=False)
+    settings = NetaeSettings(window_stride=8)
+    assert settings.training_window_stride is None
 
 
 def test_training_stride_above_window_stride_is_rejected():

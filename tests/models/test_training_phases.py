@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pandas as pd
-import pytest
 
 from models.scoring import reconstruction_errors
 from models.training import TrainingConfig, build_model
