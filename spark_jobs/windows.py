@@ -9,7 +9,8 @@ Steps:
        one row per frame, or per flow for the ``flow`` set.
     3. Fit the preprocessing state on ``train`` rows not labelled anomalous.
     4. Cut sliding windows of ``window_length`` rows every ``window_stride`` rows
-       inside each segment, in time order. A segment is one capture and split in
+       (``train`` windows every ``training_window_stride`` rows where the state
+       sets it) inside each segment, in time order. A segment is one capture and split in
        ``capture`` mode, and one capture, split and host (source address, or a
        flow's initiator) in ``host`` mode, so no window spans two captures or
        two splits.
