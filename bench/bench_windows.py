@@ -34,6 +34,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from spark_jobs.features import check_training_window_stride  # noqa: E402
+
 FEATURE_SETS = ("paper", "stats", "flow")
 SECTION_TITLE = "## Windows"
 
@@ -197,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--table", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.training_window_stride is not None and not 1 <= args.training_window_stride <= args.window_stride:
-        parser.error(f"--training-window-stride must be between 1 and --window-stride ({args.window_stride})")
+    try:
+        check_training_window_stride(args.training_window_stride, args.window_stride)
+    except ValueError as error:
+        parser.error(f"--training-window-stride: {error}")
     training_stride = args.training_window_stride or args.window_stride
 
     if args.worker:

@@ -54,6 +54,7 @@ from models.thresholds import THRESHOLD_METHODS, calibration_scores, fit_thresho
 from objectstore import open_store  # noqa: E402
 from spark_jobs.captures import discover_captures  # noqa: E402
 from spark_jobs.extract_packets import extract_packets, read_packet_table  # noqa: E402
+from spark_jobs.features import check_training_window_stride  # noqa: E402
 from spark_jobs.windows import assign_splits, build_windows, fit_on_training_split  # noqa: E402
 
 logger = logging.getLogger("evaluate_mixes")
@@ -475,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.captures.is_dir():
         parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
-    if args.training_window_stride is not None and not 1 <= args.training_window_stride <= args.window_stride:
-        parser.error(f"--training-window-stride must be between 1 and --window-stride ({args.window_stride})")
+    try:
+        check_training_window_stride(args.training_window_stride, args.window_stride)
+    except ValueError as error:
+        parser.error(f"--training-window-stride: {error}")
     settings = Settings(window_length=args.window_length, window_stride=args.window_stride,
                         training_window_stride=args.training_window_stride, epochs=args.epochs, seed=args.seed,
                         learning_rate=args.learning_rate, feature_set=args.feature_set, scaler=args.scaler)
@@ -497,10 +500,11 @@ def main(argv: list[str] | None = None) -> int:
 
     command = " ".join([".venv/bin/python bench/evaluate_mixes.py", *(argv if argv is not None else sys.argv[1:])])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    document = render(results, settings, elapsed, command, os.cpu_count() or 1) + kept_findings(args.out)
+    cores = os.cpu_count() or 1
+    document = render(results, settings, elapsed, command, cores) + kept_findings(args.out)
     args.out.write_text(document, encoding="utf-8")
     if args.json:
-        document = {"settings": settings.__dict__, "elapsed_s": elapsed, "cores": os.cpu_count() or 1,
+        document = {"settings": settings.__dict__, "elapsed_s": elapsed, "cores": cores,
                     "argv": argv if argv is not None else sys.argv[1:],
                     "results": results}
         args.json.write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")

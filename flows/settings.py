@@ -41,7 +41,7 @@ class NetaeSettings(BaseSettings):
     window_stride: int = Field(8, ge=1, le=4096, description="Frames between the starts of two windows.")
     training_window_stride: int | None = Field(
         None, ge=1, le=4096,
-        description="Frames between the starts of two training windows; unset means window_stride. "
+        description="Frames between the starts of two training windows. Unset means window_stride. "
         "1 shows the models every phase of periodic traffic.",
     )
     train_fraction: float = Field(0.6, gt=0.0, lt=1.0, description="Share of each capture, in time order, used for fitting.")

@@ -314,6 +314,21 @@ class Preprocessing:
         return lower, upper
 
 
+def check_training_window_stride(training_window_stride: int | None, window_stride: int) -> None:
+    """Check that training windows start every 1 to ``window_stride`` rows.
+
+    None passes, because it means the window stride.
+
+    Raises:
+        ValueError: naming the value and the allowed range.
+    """
+    if training_window_stride is not None and not 1 <= training_window_stride <= window_stride:
+        raise ValueError(
+            f"invalid training window stride {training_window_stride}: it must be between 1 and the window stride "
+            f"({window_stride}). Pass 1 to start a training window at every row."
+        )
+
+
 def fit_preprocessing(
     numeric_min: dict[str, float],
     numeric_max: dict[str, float],
@@ -360,11 +375,7 @@ def fit_preprocessing(
     _check_choice("scaler", scaler, SCALERS)
     _check_choice("out_of_range", out_of_range, OUT_OF_RANGE_POLICIES)
     _check_choice("window_mode", window_mode, WINDOW_MODES)
-    if training_window_stride is not None and not 1 <= training_window_stride <= window_stride:
-        raise ValueError(
-            f"invalid training_window_stride {training_window_stride}: it must be between 1 and window_stride "
-            f"({window_stride}); pass 1 to start a training window at every row"
-        )
+    check_training_window_stride(training_window_stride, window_stride)
 
     categories = {}
     for name in chosen.categorical_features:
