@@ -37,9 +37,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from spark_jobs.features import check_training_window_stride  # noqa: E402
+from spark_jobs.features import FEATURE_SET_NAMES, check_training_window_stride  # noqa: E402
 
-FEATURE_SETS = ("paper", "stats", "flow")
+FEATURE_SETS = FEATURE_SET_NAMES
 SECTION_TITLE = "## Windows"
 
 

@@ -54,7 +54,7 @@ from models.thresholds import THRESHOLD_METHODS, calibration_scores, fit_thresho
 from objectstore import open_store  # noqa: E402
 from spark_jobs.captures import discover_captures  # noqa: E402
 from spark_jobs.extract_packets import extract_packets, read_packet_table  # noqa: E402
-from spark_jobs.features import check_training_window_stride  # noqa: E402
+from spark_jobs.features import FEATURE_SET_NAMES, check_training_window_stride  # noqa: E402
 from spark_jobs.windows import assign_splits, build_windows, fit_on_training_split  # noqa: E402
 
 logger = logging.getLogger("evaluate_mixes")
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-stride", type=int, default=Settings.window_stride, help="frames between window starts")
     parser.add_argument("--training-window-stride", type=int, default=None,
                         help="frames between training window starts (default: the window stride)")
-    parser.add_argument("--feature-set", default=Settings.feature_set, choices=("paper", "stats", "flow"), help="feature set of the windows")
+    parser.add_argument("--feature-set", default=Settings.feature_set, choices=FEATURE_SET_NAMES, help="feature set of the windows")
     parser.add_argument("--scaler", default=Settings.scaler, choices=("minmax", "standard"), help="scaler of the numeric features")
     parser.add_argument("--epochs", type=int, default=Settings.epochs, help="maximum training epochs per autoencoder")
     parser.add_argument("--learning-rate", type=float, default=Settings.learning_rate, help="Adam learning rate of both autoencoders")

@@ -75,9 +75,10 @@ class NetaeSettings(BaseSettings):
         description="Train on the lake partitions of captures that earlier runs consumed, besides the new ones.",
     )
 
-    feature_set: Literal["paper", "stats", "flow"] = Field(
+    feature_set: Literal["paper", "service", "stats", "flow"] = Field(
         "paper",
-        description="Features per row: paper (per-frame fields), stats (damped statistics per host, "
+        description="Features per row: paper (per-frame fields), service (paper with the server port "
+        "and the frame's direction instead of raw ports), stats (damped statistics per host, "
         "host pair and socket) or flow (one row per flow).",
     )
     scaler: Literal["minmax", "standard"] = Field(

@@ -1,13 +1,16 @@
 """Feature sets, and the fitted preprocessing state that turns feature rows into model input.
 
 A feature set turns the packet rows of one capture into *feature rows*: one row
-per frame (``paper``, ``stats``) or per flow (``flow``). Every feature row has
+per frame (``paper``, ``service``, ``stats``) or per flow (``flow``). Every feature row has
 the metadata columns of ``ROW_METADATA_COLUMNS`` plus the set's raw numeric and
 categorical columns. The sets:
 
 * ``paper``: the published method this project starts from. Per-frame
   inter-arrival time, source, destination, protocol and length, plus ports, TCP
   flags and TTL.
+* ``service``: the ``paper`` features with each conversation's server port and
+  the frame's direction in place of the two raw ports (see
+  ``spark_jobs.service_features``).
 * ``stats``: damped incremental statistics per source host, host pair and socket
   (see ``spark_jobs.stats_features``).
 * ``flow``: per-flow counters and timings (see ``spark_jobs.flow_features``).
@@ -67,6 +70,9 @@ PAPER_NUMERIC_FEATURES: dict[str, str] = {
     "ttl": "ttl",
 }
 PAPER_CATEGORICAL_FEATURES: tuple[str, ...] = ("protocol", "src_addr", "dst_addr", "ip_proto")
+
+# Every feature set's name, in the order help texts list them.
+FEATURE_SET_NAMES: tuple[str, ...] = ("paper", "service", "stats", "flow")
 
 # Names kept for callers of the first version of this module.
 NUMERIC_FEATURES = PAPER_NUMERIC_FEATURES
@@ -189,9 +195,10 @@ def feature_set(name: str) -> FeatureSet:
     """
     # Imported here because both modules import this one for the row helpers.
     from spark_jobs.flow_features import FLOW
+    from spark_jobs.service_features import SERVICE
     from spark_jobs.stats_features import STATS
 
-    sets = {item.name: item for item in (PAPER, STATS, FLOW)}
+    sets = {item.name: item for item in (PAPER, SERVICE, STATS, FLOW)}
     if name not in sets:
         raise ValueError(f"feature set must be one of {', '.join(sets)}; got {name!r}")
     return sets[name]

@@ -125,7 +125,7 @@ def feature_rows(split_packets: DataFrame, feature_set_name: str) -> DataFrame:
 
     Sets that work frame by frame run in ``mapInPandas`` without a shuffle.
     The others group by their ``group_by`` columns, so a whole capture
-    (``stats``) or a whole capture and split (``flow``) goes to one task.
+    (``service``, ``stats``) or a whole capture and split (``flow``) goes to one task.
     """
     chosen = feature_set(feature_set_name)
     schema = row_schema(chosen)

@@ -7,7 +7,7 @@ import pytest
 from expectations.drift_suite import check_drift, drift_summary_from_rows
 from spark_jobs.decoder import decode_to_table
 from spark_jobs.feature_baseline import baseline_of
-from spark_jobs.features import derive_rows, feature_set
+from spark_jobs.features import FEATURE_SET_NAMES, derive_rows, feature_set
 
 
 def _rows(folder, name: str, set_name: str):
@@ -19,7 +19,7 @@ def _baselines(rows, set_name: str) -> dict[str, dict]:
     return {name: baseline_of(rows[name].to_numpy()) for name in feature_set(set_name).numeric_features}
 
 
-@pytest.mark.parametrize("set_name", ["paper", "stats", "flow"])
+@pytest.mark.parametrize("set_name", FEATURE_SET_NAMES)
 def test_real_capture_passes_against_its_own_baseline(shared_captures, set_name):
     rows = _rows(shared_captures, "benign-http-web-bro-org.pcap", set_name)
     report = check_drift(drift_summary_from_rows(rows, _baselines(rows, set_name)))

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from spark_jobs.decoder import decode_to_table
-from spark_jobs.features import UNKNOWN_CODE, derive_rows, encode_categories, feature_set, fit_preprocessing, transform
+from spark_jobs.features import FEATURE_SET_NAMES, UNKNOWN_CODE, derive_rows, encode_categories, feature_set, fit_preprocessing, transform
 from spark_jobs.flow_features import FLOW_IDLE_TIMEOUT_S, flow_key
 from spark_jobs.stats_features import DECAY_LAMBDAS, damped_sums
 from tests.packet_tables import synthetic_packets
 
-FEATURE_SETS = ("paper", "stats", "flow")
+FEATURE_SETS = FEATURE_SET_NAMES
 
 
 def _packets(frames: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -132,7 +132,7 @@ def test_old_state_uses_window_stride_for_training():
 
 
 def test_unknown_feature_set_is_rejected_naming_choices():
-    with pytest.raises(ValueError, match="feature set must be one of paper, stats, flow; got 'kitsune'"):
+    with pytest.raises(ValueError, match="feature set must be one of paper, service, stats, flow; got 'kitsune'"):
         feature_set("kitsune")
 
 

@@ -13,6 +13,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from models.datasets import WindowReader
 from objectstore import open_store
+from spark_jobs.features import FEATURE_SET_NAMES
 from spark_jobs.packet_schema import PACKET_SCHEMA
 from spark_jobs.windows import (
     WINDOW_METADATA_COLUMNS,
@@ -122,7 +123,7 @@ def _split_of_frames(frames: int) -> dict[int, str]:
     return splits
 
 
-@pytest.mark.parametrize("feature_set_name", ["paper", "stats", "flow"])
+@pytest.mark.parametrize("feature_set_name", FEATURE_SET_NAMES)
 def test_feature_set_windows_stay_in_segment(spark, tmp_path, feature_set_name):
     table = pa.concat_tables([synthetic_packets("a", 150, seed=11), synthetic_packets("b", 90, seed=12)])
     state, _fitted, windows, reader = _run_with(spark, table, tmp_path, feature_set_name=feature_set_name, length=4, stride=2)
