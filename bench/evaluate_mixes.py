@@ -418,8 +418,8 @@ def _paper_comparison(results: list[dict]) -> list[str]:
         forest = result["detectors"]["isolation_forest"]["ranking"]["pr_auc"] or 0.0
         # F1 is a ratio of window counts, so a tolerance keeps 108/120 from missing 0.90 by rounding.
         met = [
-            "F1" if target_f1 >= 0.90 - 1e-9 else f"F1 short by {0.90 - target_f1:.4f}",
-            "PR-AUC" if pr_auc >= 0.95 - 1e-9 else f"PR-AUC short by {0.95 - pr_auc:.4f}",
+            "F1" if target_f1 >= 0.90 - 1e-9 else f"F1 short by {0.90 - target_f1:.3f}",
+            "PR-AUC" if pr_auc >= 0.95 - 1e-9 else f"PR-AUC short by {0.95 - pr_auc:.3f}",
             "beats IsolationForest" if pr_auc > forest else f"IsolationForest ahead by {forest - pr_auc:.3f}",
         ]
         lines.append(

@@ -220,7 +220,7 @@ class Preprocessing:
     """Fitted encoders, scalers and drift baseline, saved with every model.
 
     Attributes:
-        feature_set: name of the feature set (``paper``, ``stats``, ``flow``).
+        feature_set: name of the feature set (one of ``FEATURE_SET_NAMES``).
         feature_names: order of the features in the last tensor axis.
         numeric_min: per numeric feature, the minimum seen in training.
         numeric_max: per numeric feature, the maximum seen in training.

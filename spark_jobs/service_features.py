@@ -1,8 +1,8 @@
 """The ``service`` feature set: the ``paper`` features with ports by role instead of by number.
 
-A conversation has a server side, which listens on a port chosen by whoever runs
-the service, and a client side, whose port the client's operating system picks
-for each connection. The client port therefore changes between connections
+A conversation has a server side, which listens on a port chosen by the
+service's operator, and a client side, whose port the client's operating system
+picks for each connection. The client port therefore changes between connections
 while the behaviour stays the same, and a model that sees it as a number learns
 noise; a first connection from a new client port looks new. This set keeps the
 ``paper`` features except the two raw ports and adds:
@@ -21,8 +21,10 @@ address and port endpoints, in either direction), over the whole capture:
    ACK) has its server at the request's destination; with only a SYN-ACK, at
    the SYN-ACK's source. The first such frame decides;
 2. otherwise (UDP, or TCP whose handshake precedes the capture) the endpoint
-   that talks with more distinct peer endpoints in the capture is the server,
-   since a listening port serves many clients; on a tie, the lower port.
+   that talks with more distinct peer endpoints of its protocol in the capture
+   is the server, since a listening port serves many clients; on a tie, the
+   lower port. Traffic between equal ports (mDNS from 5353 to 5353) has no
+   real server side, and the rule picks one.
 
 Rows depend on the whole capture, so the set groups by ``capture_id``.
 """
@@ -44,8 +46,9 @@ SERVICE_NUMERIC_FEATURES: tuple[str, ...] = tuple(
 ) + ("log_service_port", "from_server")
 
 
-def _endpoint(addresses: pd.Series, ports: pd.Series) -> pd.Series:
-    return addresses.astype("string").fillna("") + "|" + ports.astype("Int64").astype("string")
+def _endpoint(protocol: pd.Series, addresses: pd.Series, ports: pd.Series) -> pd.Series:
+    """Return ``protocol/address|port`` per frame, so TCP and UDP on one port are two endpoints."""
+    return protocol + "/" + addresses.astype("string").fillna("") + "|" + ports.astype("Int64").astype("string")
 
 
 def server_is_source(packets: pd.DataFrame) -> pd.Series:
@@ -59,11 +62,11 @@ def server_is_source(packets: pd.DataFrame) -> pd.Series:
     if framed.empty:
         return pd.Series(dtype=bool)
 
-    source = _endpoint(framed["src_addr"], framed["src_port"])
-    destination = _endpoint(framed["dst_addr"], framed["dst_port"])
     protocol = framed["ip_proto"].astype("Int64").astype("string").fillna("")
+    source = _endpoint(protocol, framed["src_addr"], framed["src_port"])
+    destination = _endpoint(protocol, framed["dst_addr"], framed["dst_port"])
     low, high = source.where(source <= destination, destination), source.where(source > destination, destination)
-    conversation = protocol + "/" + low + "/" + high
+    conversation = low + "~" + high
 
     # Rule 1: the first connection request or reply of a TCP conversation.
     flags = framed["tcp_flags"].fillna(0).astype(np.int64)

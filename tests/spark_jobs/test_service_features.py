@@ -33,7 +33,7 @@ def _service(rows: pd.DataFrame) -> list[tuple[int, float]]:
     return list(zip(ports.tolist(), rows["from_server"].tolist()))
 
 
-def test_connection_request_names_the_server_even_on_a_high_port():
+def test_syn_names_server_on_high_port():
     packets = _frames([
         ("10.0.0.1", 40985, "10.0.0.2", 51000, 6, 0x18),  # mid-stream frame before the handshake of a reused tuple
         ("10.0.0.2", 51000, "10.0.0.1", 40985, 6, SYN),
@@ -55,7 +55,7 @@ def test_reply_alone_names_its_source_as_the_server():
     assert server_is_source(packets).tolist() == [True, False]
 
 
-def test_without_handshake_the_endpoint_with_more_peers_is_the_server():
+def test_handshakeless_server_has_more_peers():
     # The server listens on a port higher than both of its clients' ports.
     packets = _frames([
         ("10.0.0.2", 1000, "10.0.0.1", 5353, 17, None),
@@ -66,6 +66,17 @@ def test_without_handshake_the_endpoint_with_more_peers_is_the_server():
     rows = derive_rows(packets, "service")
 
     assert _service(rows) == [(5353, 0.0), (5353, 1.0), (5353, 0.0)]
+
+
+def test_peers_of_another_protocol_do_not_count():
+    # TCP port 7000 of 10.0.0.1 has two peers. Its UDP port 7000 talks with one client on port 900.
+    packets = _frames([
+        ("10.0.0.2", 50000, "10.0.0.1", 7000, 6, 0x18),
+        ("10.0.0.3", 50001, "10.0.0.1", 7000, 6, 0x18),
+        ("10.0.0.1", 7000, "10.0.0.4", 900, 17, None),
+    ])
+
+    assert server_is_source(packets).tolist()[2] is False
 
 
 def test_on_a_tie_the_lower_port_is_the_server():
@@ -103,8 +114,8 @@ def test_service_rows_keep_the_paper_features_except_raw_ports():
     service = derive_rows(packets, "service")
 
     assert "src_port" not in service and "dst_port" not in service
-    kept = [name for name in paper.columns if name not in ("src_port", "dst_port")]
-    pd.testing.assert_frame_equal(service[kept], paper[kept])
+    paper_columns = [name for name in paper.columns if name not in ("src_port", "dst_port")]
+    pd.testing.assert_frame_equal(service[paper_columns], paper[paper_columns])
 
 
 @pytest.mark.parametrize("name", ["paper", "service"])
