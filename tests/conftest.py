@@ -118,3 +118,20 @@ def s3_settings_env(s3_server, monkeypatch):
     monkeypatch.setenv("NETAE_S3_ACCESS_KEY", "testing")
     monkeypatch.setenv("NETAE_S3_SECRET_KEY", "testing")
     return bucket
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop Prefect's temporary API servers while pytest's output streams are still open.
+
+    Flow runs without ``PREFECT_API_URL`` start a temporary server that Prefect
+    stops at interpreter exit. By then pytest has closed the streams its log
+    handler writes to, so the shutdown line ends in a "Logging error" traceback.
+    """
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+
+    # Run logs still queued go to the server before it stops.
+    APILogWorker.drain_all(timeout=10)
+    # NOTE: ``_instances`` is Prefect's private registry of these servers (Prefect 3.x).
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
