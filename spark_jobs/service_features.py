@@ -3,7 +3,7 @@
 A conversation has a server side, which listens on a port chosen by the
 service's operator, and a client side, whose port the client's operating system
 picks for each connection. The client port therefore changes between connections
-while the behaviour stays the same, and a model that sees it as a number learns
+while the behaviour stays the same, and a model that reads it as a number learns
 noise; a first connection from a new client port looks new. This set keeps the
 ``paper`` features except the two raw ports and adds:
 
@@ -41,8 +41,11 @@ ACK = 0x10
 # Value of ``from_server`` for frames without ports (ARP, ICMP, fragments).
 NO_SIDE = 0.5
 
+# ``paper`` columns that this set replaces.
+RAW_PORTS: tuple[str, ...] = ("src_port", "dst_port")
+
 SERVICE_NUMERIC_FEATURES: tuple[str, ...] = tuple(
-    name for name in PAPER_NUMERIC_FEATURES if name not in ("src_port", "dst_port")
+    name for name in PAPER_NUMERIC_FEATURES if name not in RAW_PORTS
 ) + ("log_service_port", "from_server")
 
 
@@ -65,20 +68,19 @@ def server_is_source(packets: pd.DataFrame) -> pd.Series:
     protocol = framed["ip_proto"].astype("Int64").astype("string").fillna("")
     source = _endpoint(protocol, framed["src_addr"], framed["src_port"])
     destination = _endpoint(protocol, framed["dst_addr"], framed["dst_port"])
-    low, high = source.where(source <= destination, destination), source.where(source > destination, destination)
+    low = source.where(source <= destination, destination)
+    high = source.where(source > destination, destination)
     conversation = low + "~" + high
 
     # Rule 1: the first connection request or reply of a TCP conversation.
     flags = framed["tcp_flags"].fillna(0).astype(np.int64)
     request = (flags & (SYN | ACK)) == SYN
     reply = (flags & (SYN | ACK)) == (SYN | ACK)
-    handshake = framed.loc[request | reply]
-    server_by_handshake = (
-        pd.Series(np.where(request[handshake.index], destination[handshake.index], source[handshake.index]),
-                  index=handshake.index)
-        .groupby(conversation[handshake.index], sort=False)
-        .first()
+    opening = request | reply
+    opening_server = pd.Series(
+        np.where(request[opening], destination[opening], source[opening]), index=framed.index[opening]
     )
+    server_by_handshake = opening_server.groupby(conversation[opening], sort=False).first()
 
     # Rule 2: the endpoint with more distinct peers, then the lower port.
     pairs = pd.concat(
@@ -102,7 +104,7 @@ def server_is_source(packets: pd.DataFrame) -> pd.Series:
 
 def derive_service_rows(packets: pd.DataFrame) -> pd.DataFrame:
     """Build ``service`` feature rows from one capture's packets, sorted by time, then frame number."""
-    rows = derive_paper_rows(packets).drop(columns=["src_port", "dst_port"])
+    rows = derive_paper_rows(packets).drop(columns=list(RAW_PORTS))
     from_source = server_is_source(packets)
 
     service_port = pd.Series(0.0, index=packets.index)

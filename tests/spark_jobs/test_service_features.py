@@ -79,7 +79,7 @@ def test_peers_of_another_protocol_do_not_count():
     assert server_is_source(packets).tolist()[2] is False
 
 
-def test_on_a_tie_the_lower_port_is_the_server():
+def test_tie_picks_lower_port():
     packets = _frames([("10.0.0.2", 50000, "10.0.0.1", 53, 17, None), ("10.0.0.1", 53, "10.0.0.2", 50000, 17, None)])
 
     assert server_is_source(packets).tolist() == [False, True]
@@ -107,13 +107,14 @@ def test_client_port_changes_leave_the_features_unchanged():
     assert not np.array_equal(*raw)
 
 
-def test_service_rows_keep_the_paper_features_except_raw_ports():
+def test_rows_replace_only_raw_ports():
     packets = synthetic_packets("c1", 50).to_pandas()
 
     paper = derive_rows(packets, "paper")
     service = derive_rows(packets, "service")
 
-    assert "src_port" not in service and "dst_port" not in service
+    assert "src_port" not in service
+    assert "dst_port" not in service
     paper_columns = [name for name in paper.columns if name not in ("src_port", "dst_port")]
     pd.testing.assert_frame_equal(service[paper_columns], paper[paper_columns])
 
