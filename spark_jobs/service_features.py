@@ -3,8 +3,8 @@
 A conversation has a server side, which listens on a port chosen by the
 service's operator, and a client side, whose port the client's operating system
 picks for each connection. The client port therefore changes between connections
-while the behaviour stays the same, and a model that reads it as a number learns
-noise; a first connection from a new client port looks new. This set keeps the
+while the behaviour stays the same. A model that reads it as a number learns
+noise, so a first connection from a new client port looks new. This set keeps the
 ``paper`` features except the two raw ports and adds:
 
 * ``log_service_port``: ``log(1 + port)`` of the server side's port, 0 for a
