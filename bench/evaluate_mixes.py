@@ -96,6 +96,7 @@ class Settings:
     training_window_stride: int | None = None
     feature_set: str = "paper"
     scaler: str = "minmax"
+    window_mode: str = "capture"
     train_fraction: float = 0.5
     validation_fraction: float = 0.2
     epochs: int = 40
@@ -146,6 +147,7 @@ def build_window_set(spark, folder: Path, capture: Path, labels: Path, settings:
     state, _frames = fit_on_training_split(
         split, window_length=settings.window_length, window_stride=settings.window_stride,
         feature_set_name=settings.feature_set, scaler=settings.scaler, training_window_stride=settings.training_window_stride,
+        window_mode=settings.window_mode,
     )
     windows = build_windows(spark, split, state, store, output_prefix="lake/windows/")
     split.unpersist()
@@ -266,6 +268,7 @@ def render(results: list[dict], settings: Settings, elapsed_s: float, command: s
         f"(train {settings.train_fraction:.0%}, validation {settings.validation_fraction:.0%}, test the rest). Windows use the `{settings.feature_set}` feature set",
         f"with the `{settings.scaler}` scaler,",
         f"{settings.window_length} frames every {settings.window_stride} frames ({_training_starts(settings)}),",
+        f"{_window_mode(settings)},",
         "and a window's label is 1 when any of its",
         "frames is anomalous. Models and baselines are fitted on normal training windows only. Thresholds are",
         "calibrated on normal validation windows only, never with test labels:",
@@ -299,6 +302,13 @@ def _training_starts(settings: Settings) -> str:
     if settings.training_window_stride == 1:
         return "training windows at every frame"
     return f"training windows every {settings.training_window_stride} frames"
+
+
+def _window_mode(settings: Settings) -> str:
+    """Return what one window sequence contains, in words."""
+    if settings.window_mode == "host":
+        return "in `host` mode (one sequence per source host, or a flow's initiator, per split)"
+    return "in `capture` mode (one sequence per capture and split)"
 
 
 def _tf_version() -> str:
@@ -451,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--training-window-stride", type=int, default=None,
                         help="frames between training window starts (default: the window stride)")
     parser.add_argument("--feature-set", default=Settings.feature_set, choices=FEATURE_SET_NAMES, help="feature set of the windows")
+    parser.add_argument("--window-mode", default=Settings.window_mode, choices=("capture", "host"),
+                        help="cut windows per capture or per host")
     parser.add_argument("--scaler", default=Settings.scaler, choices=("minmax", "standard"), help="scaler of the numeric features")
     parser.add_argument("--epochs", type=int, default=Settings.epochs, help="maximum training epochs per autoencoder")
     parser.add_argument("--learning-rate", type=float, default=Settings.learning_rate, help="Adam learning rate of both autoencoders")
@@ -482,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--training-window-stride: {error}")
     settings = Settings(window_length=args.window_length, window_stride=args.window_stride,
                         training_window_stride=args.training_window_stride, epochs=args.epochs, seed=args.seed,
-                        learning_rate=args.learning_rate, feature_set=args.feature_set, scaler=args.scaler)
+                        learning_rate=args.learning_rate, feature_set=args.feature_set, scaler=args.scaler,
+                        window_mode=args.window_mode)
     from spark_jobs.session import get_spark
 
     spark = get_spark(master="local[2]", driver_memory="2g", shuffle_partitions=4)

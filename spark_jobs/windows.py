@@ -230,7 +230,7 @@ def fit_on_training_split(
         split_packets: packets with ``split`` from ``assign_splits``.
         window_length: rows per window.
         window_stride: rows between window starts.
-        feature_set_name: ``paper``, ``stats`` or ``flow``.
+        feature_set_name: one of ``spark_jobs.features.FEATURE_SET_NAMES``.
         scaler: ``minmax`` or ``standard``.
         out_of_range: ``clip`` or ``flag``.
         window_mode: ``capture`` or ``host``.
