@@ -91,7 +91,7 @@ def bench_baseline(kind: str, windows: np.ndarray) -> dict:
     return {"fit_s": fit_s, "windows_per_s": len(windows) / scoring_s}
 
 
-def render_section(results: dict, args: argparse.Namespace, command: str) -> str:
+def render_section(results: dict, args: argparse.Namespace, command: str, load: float) -> str:
     """Return the markdown of the "## Models" section."""
     import tensorflow as tf
 
@@ -105,7 +105,8 @@ def render_section(results: dict, args: argparse.Namespace, command: str) -> str
         "tracing, so it is listed apart and the per-epoch figure is the median of the later epochs. Scoring runs",
         "`models.scoring.reconstruction_errors` (batches of 256, the model called eagerly) after one warm-up call;",
         "the last column runs the same forward pass through Keras `predict`, a compiled graph, for comparison.",
-        "The machine was shared with other work while measuring, so treat the figures as rough.",
+        f"The 1-minute load average was {load:.1f} when the run started. Above the core count, other processes",
+        "shared the cores, and the figures are slower than on an idle machine.",
         "",
         "| detector | parameters | first epoch (s) | epoch (s) | training (windows/s) | scoring (windows/s) | `predict` (windows/s) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -148,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 2:
         parser.error(f"--epochs must be at least 2 so that one epoch without tracing is timed, got {args.epochs}")
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     windows = synthetic_windows(args.windows, args.steps, args.features, seed=7)
     results = {kind: bench_autoencoder(kind, windows, args.epochs, args.batch_size) for kind in ("lstm", "conv1d")}
     results.update({kind: bench_baseline(kind, windows) for kind in ("isolation_forest", "zscore")})
     command = " ".join([".venv/bin/python bench/bench_models.py", *(argv if argv is not None else sys.argv[1:])])
-    write_section(args.out, render_section(results, args, command))
+    write_section(args.out, render_section(results, args, command, load))
     for kind, item in results.items():
         print(kind, {name: round(value, 3) for name, value in item.items()})
     return 0

@@ -19,7 +19,7 @@ from models.artifacts import model_from_bytes, model_to_bytes
 from models.datasets import WindowReader, evaluation_windows, normal_windows_of
 from models.baselines import evaluate_baselines
 from models.champion import PromotionDecision, decide_promotion, read_champion
-from models.metrics import AttackSpan, binary_metrics, flagged_share, per_attack_metrics, ranking_metrics
+from models.metrics import AttackSpan, binary_metrics, flagged_share, oracle_metrics, per_attack_metrics, ranking_metrics
 from models.scoring import reconstruction_errors
 from models.thresholds import Threshold, fit_threshold
 from models.training import TrainingConfig, train_autoencoder
@@ -87,8 +87,9 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     """Score the evaluation windows and compute metrics.
 
     With labels: accuracy, precision, recall and F1 of the anomaly class, the
-    confusion matrix, ROC-AUC and PR-AUC, and recall and detection delay per
-    attack named in the labels files. Without labels: the share of windows
+    confusion matrix, ROC-AUC and PR-AUC, recall and detection delay per
+    attack named in the labels files, and under ``oracle`` the same metrics at
+    the best-F1 threshold chosen with those labels, as a reference only. Without labels: the share of windows
     flagged. The metrics also hold the baselines' results (unless
     ``run_baselines`` is off) and the champion decision (``promotion``). The
     scores go to ``evaluation.parquet`` in the model folder for the report.
@@ -108,6 +109,9 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
         metrics = binary_metrics(truth, flagged[labelled.to_numpy()])
         metrics.update(ranking_metrics(truth, scores[labelled.to_numpy()]))
         metrics["labelled_windows"] = int(labelled.sum())
+        oracle = oracle_metrics(truth, scores[labelled.to_numpy()])
+        if oracle is not None:
+            metrics["oracle"] = oracle
     else:
         metrics = {"confusion": None}
     metrics["flagged_share"] = flagged_share(flagged)

@@ -218,6 +218,8 @@ def report_metrics(metrics: dict) -> dict[str, float]:
         values["promoted"] = 1.0 if promotion["promote"] else 0.0
         if promotion.get("champion_pr_auc") is not None:
             values["champion_pr_auc"] = promotion["champion_pr_auc"]
+    if metrics.get("oracle") is not None:
+        values["oracle_f1"] = metrics["oracle"]["f1"]
     for kind, baseline in metrics.get("baselines", {}).items():
         if baseline.get("pr_auc") is not None:
             values[f"{kind}_pr_auc"] = baseline["pr_auc"]

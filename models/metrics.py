@@ -48,6 +48,31 @@ def binary_metrics(labels: np.ndarray, flagged: np.ndarray) -> dict:
     }
 
 
+def oracle_metrics(labels: np.ndarray, scores: np.ndarray) -> dict | None:
+    """Compute the metrics at the oracle threshold, the best F1 threshold chosen with the labels.
+
+    The result shows how much a label-free threshold leaves on the table. It is
+    optimistic by construction, because the threshold reads the labels it is
+    measured on, so it never replaces the model's own threshold.
+
+    Args:
+        labels: [windows] ground truth, 1 anomalous and 0 normal.
+        scores: [windows] window scores, higher is more anomalous.
+
+    Returns:
+        ``method`` (``oracle_best_f1``), ``threshold`` and the keys of
+        ``binary_metrics``, or None when no window is anomalous, since F1 is
+        undefined then.
+    """
+    from models.thresholds import oracle_threshold
+
+    truth = np.asarray(labels).astype(int)
+    if not truth.any():
+        return None
+    threshold = oracle_threshold(truth, scores)
+    return {"method": threshold.method, "threshold": threshold.value, **binary_metrics(truth, threshold.flag(scores))}
+
+
 def flagged_share(flagged: np.ndarray) -> float:
     """Return the share of windows flagged, for data without labels."""
     flags = np.asarray(flagged).astype(bool)

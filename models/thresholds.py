@@ -270,7 +270,8 @@ def oracle_threshold(labels: np.ndarray, scores: np.ndarray) -> Threshold:
     """Return the threshold with the best F1 on labelled windows: a reference, never a decision.
 
     It reads the evaluation labels, so any metric computed with it is optimistic.
-    Reports show it beside the label-free thresholds, named ``oracle_best_f1``.
+    ``models.metrics.oracle_metrics`` measures it for the nightly report and the
+    evaluation bench, which show it beside the label-free threshold.
 
     Raises:
         ValueError: when the labels hold no anomalous window.

@@ -28,6 +28,7 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("isolation_forest_pr_auc", "IsolationForest PR-AUC"),
     ("zscore_pr_auc", "z-score PR-AUC"),
     ("champion_pr_auc", "champion PR-AUC"),
+    ("oracle_f1", "oracle F1 (threshold chosen with labels)"),
     ("promoted", "promoted (1 = yes)"),
 )
 """(key in ModelSection.metrics, column heading) for each metric column."""

@@ -48,10 +48,12 @@ def test_demo_sample_run_publishes_every_artifact(tmp_path, demo_sample):
     html = _assert_run_published(store, manifest["run_id"])
     for plot in ("confusion-lstm", "confusion-conv1d", "ip-heatmap", "length-distribution", "error-lstm", "error-conv1d"):
         assert f'data-plot="{plot}"' in html
+    assert "oracle F1 (threshold chosen with labels)" in html
     for kind in ("lstm", "conv1d"):
         metrics = manifest["metrics"][kind]
         assert metrics["support_anomalous"] > 0
         assert 0.0 <= metrics["recall"] <= 1.0
+        assert metrics["oracle"]["f1"] >= metrics["f1"]
     part = next(key for key in store.iter_keys("lake/packets/") if key.endswith(".parquet"))
     table = pq.read_table(store.root / part)
     assert table.column("label").null_count == 0

@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.metrics import AttackSpan, alarm_episodes, attack_windows, false_alarm_rate, per_attack_metrics, ranking_metrics
+from models.metrics import (
+    AttackSpan,
+    alarm_episodes,
+    attack_windows,
+    binary_metrics,
+    false_alarm_rate,
+    oracle_metrics,
+    per_attack_metrics,
+    ranking_metrics,
+)
 
 S = 1_000_000_000
 
@@ -99,3 +108,28 @@ def test_episodes_never_span_two_captures():
 
 def test_no_flagged_window_is_no_episode():
     assert alarm_episodes(_frame_windows([1, 5]), np.array([False, False])) == 0
+
+
+def test_oracle_metrics_by_hand():
+    # Ranked: 1, 1, 0, 1, 0. Flagging the top two gives F1 0.8, the top four 6/7 (about 0.857).
+    labels = np.array([1, 1, 0, 1, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.1])
+    oracle = oracle_metrics(labels, scores)
+    assert oracle["method"] == "oracle_best_f1"
+    assert oracle["f1"] == pytest.approx(6 / 7)
+    assert oracle["recall"] == pytest.approx(1.0)
+    assert oracle["precision"] == pytest.approx(0.75)
+    assert 0.1 <= oracle["threshold"] < 0.6
+
+
+def test_oracle_f1_not_below_any_threshold():
+    rng = np.random.default_rng(3)
+    labels = (rng.random(300) < 0.2).astype(int)
+    scores = rng.normal(size=300) + 1.5 * labels
+    oracle = oracle_metrics(labels, scores)
+    for cut in np.quantile(scores, np.linspace(0.05, 0.95, 19)):
+        assert oracle["f1"] >= binary_metrics(labels, scores > cut)["f1"] - 1e-12
+
+
+def test_oracle_metrics_without_anomalies_is_none():
+    assert oracle_metrics(np.zeros(4, dtype=int), np.arange(4.0)) is None
