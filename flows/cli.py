@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_args
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from flows.environment import apply_defaults
 
@@ -28,9 +28,23 @@ def _settings(settings_class: type[NetaeSettings] = NetaeSettings, **overrides) 
     try:
         return settings_class(**values)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, item['loc'])) or 'settings'}: {item['msg']}" for item in error.errors())
+        problems = "; ".join(_describe_problem(settings_class, item) for item in error.errors())
         typer.echo(f"error: invalid settings: {problems}", err=True)
         raise typer.Exit(code=2) from None
+
+
+def _describe_problem(settings_class: type[NetaeSettings], item: dict) -> str:
+    """Name the setting, its NETAE_* variable and the rejected value of one validation error.
+
+    The value of a secret field is never shown, because the message goes to the terminal.
+    """
+    if not item["loc"]:
+        return f"settings: {item['msg']}"
+    field = str(item["loc"][0])
+    info = settings_class.model_fields.get(field)
+    secret = info is not None and SecretStr in (info.annotation, *get_args(info.annotation))
+    value = "" if secret or "input" not in item else f" = {item['input']!r}"
+    return f"{field} (NETAE_{field.upper()}){value}: {item['msg']}"
 
 
 def _run_retrain(settings: NetaeSettings) -> dict:

@@ -48,3 +48,32 @@ def test_every_command_help_renders():
         )
         assert result.returncode == 0, f"{command}: {result.stderr}"
         assert "Usage" in result.stdout
+
+
+def test_invalid_setting_names_variable_and_value(tmp_path):
+    env = {**WIDE, "NETAE_WINDOW_MODE": "hosts"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "retrain", "--storage-url", f"file://{tmp_path / 'd'}"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 2
+    assert "NETAE_WINDOW_MODE" in result.stderr
+    assert "'hosts'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_invalid_secret_setting_hides_value():
+    # A list is not a valid S3 key, so validation rejects it. The value must not reach the terminal.
+    from flows.cli import _describe_problem
+    from flows.settings import NetaeSettings
+    from pydantic import ValidationError
+
+    try:
+        NetaeSettings(s3_secret_key=["do-not-print-this"])
+    except ValidationError as error:
+        message = _describe_problem(NetaeSettings, error.errors()[0])
+    else:
+        raise AssertionError("a list was accepted as the S3 secret key")
+    assert message.startswith("s3_secret_key (NETAE_S3_SECRET_KEY)")
+    assert "do-not-print-this" not in message
