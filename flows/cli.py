@@ -222,7 +222,7 @@ def mix(
     background: Path = typer.Argument(..., help="Benign capture (pcap or pcapng, optionally gzip) to inject into"),
     attack: Path = typer.Argument(..., help="Attack capture whose every frame is injected and labelled anomalous"),
     offset: float = typer.Option(..., min=0.0, help="Seconds from the background's first frame to the attack's first frame"),
-    out: Path = typer.Option(..., help="pcapng file to write; its labels go to OUT.labels.csv beside it"),
+    out: Path = typer.Option(..., help="file to write, always in pcapng format whatever its suffix; its labels go to OUT.labels.csv beside it"),
     remap: str = typer.Option("auto", help="auto (attack hosts onto the background's most active hosts), none, or an address map CSV (attack_addr,background_addr)"),
     attack_name: Optional[str] = typer.Option(None, help="Attack name in the labels file [default: the attack file's name]"),
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import struct
@@ -56,10 +57,13 @@ def test_mix_labels_exactly_the_injected_frames(shared_captures, tmp_path, remap
     assert len(table) == len(read_capture(shared_captures / BACKGROUND)) + len(attack_frames)
     assert int(labels.sum()) == len(attack_frames)
     assert {item.attack for item in ranges} == {"nmap SYN scan"}
-    if remap == "none":
-        mixed_frames = read_capture(result.capture_path)
-        injected = [frame.data for frame, label in zip(mixed_frames, labels) if label]
-        assert injected == [frame.data for frame in attack_frames]
+    # The labelled frames are the attack's frames, byte for byte once its addresses are remapped.
+    mapping = {ipaddress.ip_address(old).packed: ipaddress.ip_address(new).packed for old, new in result.address_map.items()}
+    expected = [remap_frame(frame, mapping)[0].data if mapping else frame.data for frame in attack_frames]
+    mixed_frames = read_capture(result.capture_path)
+    injected = [frame.data for frame, label in zip(mixed_frames, labels) if label]
+    assert injected == expected
+    assert (remap == "none") == (not mapping)
 
 
 def test_mix_output_is_time_ordered_and_offset(shared_captures, tmp_path):
