@@ -409,7 +409,7 @@ def _false_alarm_entry(period: str, rate: float | None, promised: float | None) 
         return f"{period} false alarms not measured"
     if rate <= 2 * promised:
         return f"{period} false alarms within 2x"
-    return f"{period} false alarms {rate / promised:.1f}x the target"
+    return f"{period} false alarms missed: {rate:.3f} against at most {2 * promised:.3f}"
 
 
 def _paper_comparison(results: list[dict]) -> list[str]:
@@ -421,13 +421,14 @@ def _paper_comparison(results: list[dict]) -> list[str]:
         "the threshold at mean + k standard deviations. It reported both models above 95% accuracy but low recall",
         "and F1 on the anomaly class, with the CNN slightly ahead of the RNN. The targets here: the better autoencoder reaches",
         "F1 >= 0.90 and PR-AUC >= 0.95 on each remapped mix and beats IsolationForest's PR-AUC, with thresholds",
-        f"set without test labels. The target F1 uses `{TARGET_METHOD}`, fixed before the run: choosing the",
-        "method per mix by its F1 would read the test labels. The better autoencoder is the one with the higher",
-        "PR-AUC, which also reads the labels, so that column names a reported model, not a deployed choice.",
-        f"The false-alarm entries compare the `{TARGET_METHOD}` rates of the threshold methods table with twice",
-        "the promised rate.",
+        "set without test labels. Each threshold method's measured false-alarm rate on held-out benign windows",
+        "stays within twice the rate it promises, in both periods of the threshold methods table.",
+        f"The target F1 and this table's false-alarm entries use `{TARGET_METHOD}`, fixed before the run (the threshold",
+        "methods table marks every method's rates). Choosing the method per mix by its F1 would read the test",
+        "labels. The better autoencoder is the one with the higher PR-AUC, which also reads the labels, so that",
+        "column names a reported model, not a deployed choice.",
         "",
-        f"| mix (remapped) | better autoencoder | accuracy (mean_k_std) | F1 (mean_k_std) | F1 ({TARGET_METHOD}) | PR-AUC | other autoencoder PR-AUC | IsolationForest PR-AUC | targets met |",
+        f"| mix (remapped) | better autoencoder | accuracy (mean_k_std) | F1 (mean_k_std) | F1 ({TARGET_METHOD}) | PR-AUC | other autoencoder PR-AUC | IsolationForest PR-AUC | targets: met, or missed by how much |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in headline:

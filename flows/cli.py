@@ -38,13 +38,16 @@ def _describe_problem(settings_class: type[NetaeSettings], item: dict) -> str:
 
     The value of a secret field is never shown, because the message goes to the terminal.
     """
+    # Pydantic prefixes the messages of the settings' own checks with "Value error, ".
+    message = str(item["msg"]).removeprefix("Value error, ")
     if not item["loc"]:
-        return f"settings: {item['msg']}"
+        # A check across several settings has no single field, so its message names the variables.
+        return message
     field = str(item["loc"][0])
     info = settings_class.model_fields.get(field)
     secret = info is not None and SecretStr in (info.annotation, *get_args(info.annotation))
     value = "" if secret or "input" not in item else f" = {item['input']!r}"
-    return f"{field} (NETAE_{field.upper()}){value}: {item['msg']}"
+    return f"{field} (NETAE_{field.upper()}){value}: {message}"
 
 
 def _run_retrain(settings: NetaeSettings) -> dict:
@@ -222,7 +225,7 @@ def mix(
     background: Path = typer.Argument(..., help="Benign capture (pcap or pcapng, optionally gzip) to inject into"),
     attack: Path = typer.Argument(..., help="Attack capture whose every frame is injected and labelled anomalous"),
     offset: float = typer.Option(..., min=0.0, help="Seconds from the background's first frame to the attack's first frame"),
-    out: Path = typer.Option(..., help="file to write, always in pcapng format whatever its suffix; its labels go to OUT.labels.csv beside it"),
+    out: Path = typer.Option(..., help="file to write, always in pcapng format whatever its suffix; its labels go beside it, named after it without the .pcap or .pcapng suffix plus .labels.csv (mixed.pcapng gives mixed.labels.csv)"),
     remap: str = typer.Option("auto", help="auto (attack hosts onto the background's most active hosts), none, or an address map CSV (attack_addr,background_addr)"),
     attack_name: Optional[str] = typer.Option(None, help="Attack name in the labels file [default: the attack file's name]"),
 ) -> None:

@@ -9,6 +9,7 @@ reports.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -117,6 +118,15 @@ class NetaeSettings(BaseSettings):
         True, description="Also fit IsolationForest and the z-score baseline and report them beside the autoencoders."
     )
 
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_scheme(cls, value: str) -> str:
+        # Checked here as well as in the store factory, so a bad URL stops before a flow starts.
+        scheme = urlparse(value).scheme
+        if scheme not in ("", "file", "s3"):
+            raise ValueError(f"unsupported storage scheme {scheme!r}: use file://FOLDER, a folder path or s3://BUCKET[/PREFIX]")
+        return value
+
     @field_validator("retrain_cron")
     @classmethod
     def _check_cron(cls, value: str) -> str:
@@ -140,18 +150,21 @@ class NetaeSettings(BaseSettings):
         total = self.train_fraction + self.validation_fraction
         if total >= 1.0:
             raise ValueError(
-                "train_fraction + validation_fraction must be below 1 to leave a test part, "
+                "train_fraction + validation_fraction (NETAE_TRAIN_FRACTION, NETAE_VALIDATION_FRACTION) must be below 1 "
+                "to leave a test part, "
                 f"got {self.train_fraction} + {self.validation_fraction} = {total}"
             )
         if self.window_stride > self.window_length:
             raise ValueError(
-                f"window_stride ({self.window_stride}) must not exceed window_length ({self.window_length}), "
+                f"window_stride ({self.window_stride}, NETAE_WINDOW_STRIDE) must not exceed window_length "
+                f"({self.window_length}, NETAE_WINDOW_LENGTH), "
                 "or frames between windows would never be scored"
             )
         if self.training_window_stride is not None and self.training_window_stride > self.window_stride:
             raise ValueError(
                 f"invalid training_window_stride ({self.training_window_stride}): it must not exceed window_stride "
-                f"({self.window_stride}), because training windows start at least as often as scored ones"
+                f"({self.window_stride}), because training windows start at least as often as scored ones; "
+                "lower NETAE_TRAINING_WINDOW_STRIDE or raise NETAE_WINDOW_STRIDE"
             )
         return self
 

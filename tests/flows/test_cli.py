@@ -77,3 +77,23 @@ def test_invalid_secret_setting_hides_value():
         raise AssertionError("a list was accepted as the S3 secret key")
     assert message.startswith("s3_secret_key (NETAE_S3_SECRET_KEY)")
     assert "do-not-print-this" not in message
+
+
+def test_unsupported_storage_scheme_stops_before_flow(tmp_path):
+    env = {**WIDE, "NETAE_STORAGE_URL": "ftp://127.0.0.1/x"}
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "retrain"], capture_output=True, text=True, timeout=120,
+                            env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "storage_url (NETAE_STORAGE_URL) = 'ftp://127.0.0.1/x': unsupported storage scheme 'ftp'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cross_setting_error_names_variables(tmp_path):
+    env = {**WIDE, "NETAE_TRAINING_WINDOW_STRIDE": "99"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "retrain", "--storage-url", f"file://{tmp_path / 'd'}"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 2
+    assert "error: invalid settings: invalid training_window_stride (99)" in result.stderr
+    assert "NETAE_TRAINING_WINDOW_STRIDE" in result.stderr
