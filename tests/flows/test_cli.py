@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 # A wide terminal keeps typer from wrapping long paths inside its error box.
 WIDE = {**os.environ, "COLUMNS": "400"}
 
@@ -50,15 +52,21 @@ def test_every_command_help_renders():
         assert "Usage" in result.stdout
 
 
-def test_invalid_setting_names_variable_and_value(tmp_path):
-    env = {**WIDE, "NETAE_WINDOW_MODE": "hosts"}
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "retrain", "--storage-url", f"file://{tmp_path / 'd'}"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("NETAE_WINDOW_MODE", "hosts", "window_mode (NETAE_WINDOW_MODE) = 'hosts': Input should be 'capture' or 'host'"),
+        ("NETAE_STORAGE_URL", "ftp://127.0.0.1/x", "storage_url (NETAE_STORAGE_URL) = 'ftp://127.0.0.1/x': unsupported storage scheme 'ftp'"),
+        ("NETAE_TRAINING_WINDOW_STRIDE", "99", "invalid training_window_stride (99)"),
+    ],
+)
+def test_invalid_setting_exits_with_one_line(tmp_path, variable, value, expected):
+    env = {**WIDE, "NETAE_STORAGE_URL": f"file://{tmp_path / 'd'}", variable: value}
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "retrain"], capture_output=True, text=True, timeout=120,
+                            env=env, cwd=tmp_path)
     assert result.returncode == 2
-    assert "NETAE_WINDOW_MODE" in result.stderr
-    assert "'hosts'" in result.stderr
+    assert f"error: invalid settings: {expected}" in result.stderr
+    assert variable in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists()
 
@@ -77,23 +85,3 @@ def test_invalid_secret_setting_hides_value():
         raise AssertionError("a list was accepted as the S3 secret key")
     assert message.startswith("s3_secret_key (NETAE_S3_SECRET_KEY)")
     assert "do-not-print-this" not in message
-
-
-def test_unsupported_storage_scheme_stops_before_flow(tmp_path):
-    env = {**WIDE, "NETAE_STORAGE_URL": "ftp://127.0.0.1/x"}
-    result = subprocess.run([sys.executable, "-m", "flows.cli", "retrain"], capture_output=True, text=True, timeout=120,
-                            env=env, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "storage_url (NETAE_STORAGE_URL) = 'ftp://127.0.0.1/x': unsupported storage scheme 'ftp'" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_cross_setting_error_names_variables(tmp_path):
-    env = {**WIDE, "NETAE_TRAINING_WINDOW_STRIDE": "99"}
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "retrain", "--storage-url", f"file://{tmp_path / 'd'}"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
-    assert result.returncode == 2
-    assert "error: invalid settings: invalid training_window_stride (99)" in result.stderr
-    assert "NETAE_TRAINING_WINDOW_STRIDE" in result.stderr
