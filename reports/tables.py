@@ -29,7 +29,7 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("zscore_pr_auc", "z-score PR-AUC"),
     ("champion_pr_auc", "champion PR-AUC"),
     ("oracle_f1", "oracle F1 (threshold chosen with labels)"),
-    ("promoted", "promoted (1 = yes)"),
+    ("promoted", "promoted"),
 )
 """(key in ModelSection.metrics, column heading) for each metric column."""
 
@@ -75,7 +75,7 @@ def metrics_row(model: ModelSection) -> MetricsRow:
         flagged=f"{flagged} of {scores.size}",
         threshold=f"{model.threshold:.6g}",
         method=method,
-        metrics=[_format_fraction(model.metrics.get(key)) for key, _ in METRIC_COLUMNS],
+        metrics=[_format_metric(key, model.metrics.get(key)) for key, _ in METRIC_COLUMNS],
     )
 
 
@@ -126,6 +126,13 @@ def summarize_packets(packets: pd.DataFrame) -> PacketSummary:
 def format_utc_ns(timestamp_ns: int) -> str:
     """Format ns since the Unix epoch as ISO 8601 UTC with nanoseconds, e.g. 2024-12-04T08:13:20.000000100Z."""
     return pd.Timestamp(timestamp_ns, unit="ns", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.") + f"{timestamp_ns % 1_000_000_000:09d}Z"
+
+
+def _format_metric(key: str, value: float | None) -> str:
+    """Format one metric cell; the promotion decision, stored as 1.0 or 0.0, reads as yes or no."""
+    if key == "promoted" and value is not None:
+        return "yes" if value else "no"
+    return _format_fraction(value)
 
 
 def _format_fraction(value: float | None) -> str:

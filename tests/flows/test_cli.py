@@ -77,11 +77,8 @@ def test_invalid_secret_setting_hides_value():
     from flows.settings import NetaeSettings
     from pydantic import ValidationError
 
-    try:
+    with pytest.raises(ValidationError) as caught:
         NetaeSettings(s3_secret_key=["do-not-print-this"])
-    except ValidationError as error:
-        message = _describe_problem(NetaeSettings, error.errors()[0])
-    else:
-        raise AssertionError("a list was accepted as the S3 secret key")
+    message = _describe_problem(NetaeSettings, caught.value.errors()[0])
     assert message.startswith("s3_secret_key (NETAE_S3_SECRET_KEY)")
     assert "do-not-print-this" not in message

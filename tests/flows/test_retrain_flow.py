@@ -49,6 +49,8 @@ def test_demo_sample_run_publishes_every_artifact(tmp_path, demo_sample):
     for plot in ("confusion-lstm", "confusion-conv1d", "ip-heatmap", "length-distribution", "error-lstm", "error-conv1d"):
         assert f'data-plot="{plot}"' in html
     assert "oracle F1 (threshold chosen with labels)" in html
+    # The first run has no champion to compare with, so both models are promoted.
+    assert html.count('<td class="number">yes</td>') == 2
     for kind in ("lstm", "conv1d"):
         metrics = manifest["metrics"][kind]
         assert metrics["support_anomalous"] > 0
