@@ -89,10 +89,11 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     With labels: accuracy, precision, recall and F1 of the anomaly class, the
     confusion matrix, ROC-AUC and PR-AUC, recall and detection delay per
     attack named in the labels files, and under ``oracle`` the same metrics at
-    the best-F1 threshold chosen with those labels, as a reference only. Without labels: the share of windows
-    flagged. The metrics also hold the baselines' results (unless
-    ``run_baselines`` is off) and the champion decision (``promotion``). The
-    scores go to ``evaluation.parquet`` in the model folder for the report.
+    the best-F1 threshold chosen with those labels, as a reference only.
+    Without labels: the share of windows flagged. The metrics also hold the
+    baselines' results (unless ``run_baselines`` is off) and the champion
+    decision (``promotion``). The scores go to ``evaluation.parquet`` in the
+    model folder for the report.
     """
     log = get_run_logger()
     store = settings.open_store()
