@@ -39,7 +39,6 @@ if str(REPO_ROOT) not in sys.path:
 
 from spark_jobs.features import FEATURE_SET_NAMES, check_training_window_stride  # noqa: E402
 
-FEATURE_SETS = FEATURE_SET_NAMES
 SECTION_TITLE = "## Windows"
 
 
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--captures", type=int, default=4, help="synthetic captures in the packet table")
     parser.add_argument("--frames-per-capture", type=int, default=25_000, help="frames per synthetic capture")
     parser.add_argument("--masters", nargs="+", default=["local[1]", "local[2]"], help="Spark masters to compare")
-    parser.add_argument("--feature-sets", nargs="+", default=list(FEATURE_SETS), choices=FEATURE_SETS)
+    parser.add_argument("--feature-sets", nargs="+", default=list(FEATURE_SET_NAMES), choices=FEATURE_SET_NAMES)
     parser.add_argument("--window-length", type=int, default=32, help="rows per window")
     parser.add_argument("--window-stride", type=int, default=8, help="rows between window starts")
     parser.add_argument("--training-window-stride", type=int, default=None,

@@ -54,7 +54,7 @@ from models.thresholds import THRESHOLD_METHODS, calibration_scores, fit_thresho
 from objectstore import open_store  # noqa: E402
 from spark_jobs.captures import discover_captures  # noqa: E402
 from spark_jobs.extract_packets import extract_packets, read_packet_table  # noqa: E402
-from spark_jobs.features import FEATURE_SET_NAMES, check_training_window_stride  # noqa: E402
+from spark_jobs.features import FEATURE_SET_NAMES, WINDOW_MODES, check_training_window_stride  # noqa: E402
 from spark_jobs.windows import assign_splits, build_windows, fit_on_training_split  # noqa: E402
 
 logger = logging.getLogger("evaluate_mixes")
@@ -396,9 +396,14 @@ def _episodes(metrics: dict) -> str:
     return f" ({episodes} episode{'s' if episodes > 1 else ''})"
 
 
+def _within_twice(rate: float, promised: float) -> bool:
+    """Return whether a measured false-alarm rate keeps its promise, read as at most twice the promised rate."""
+    return rate <= 2 * promised
+
+
 def _kept(rate: float | None, promised: float | None) -> str:
     """Return a mark for a rate above twice the promise, else nothing."""
-    if rate is None or promised is None or rate <= 2 * promised:
+    if rate is None or promised is None or _within_twice(rate, promised):
         return ""
     return " (above 2x)"
 
@@ -407,7 +412,7 @@ def _false_alarm_entry(period: str, rate: float | None, promised: float | None) 
     """Return whether a measured false-alarm rate is within twice its promise, in words."""
     if rate is None or promised is None:
         return f"{period} false alarms not measured"
-    if rate <= 2 * promised:
+    if _within_twice(rate, promised):
         return f"{period} false alarms within 2x"
     return f"{period} false alarms missed: {rate:.3f} against at most {2 * promised:.3f}"
 
@@ -477,8 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--training-window-stride", type=int, default=None,
                         help="frames between training window starts (default: the window stride)")
     parser.add_argument("--feature-set", default=Settings.feature_set, choices=FEATURE_SET_NAMES, help="feature set of the windows")
-    parser.add_argument("--window-mode", default=Settings.window_mode, choices=("capture", "host"),
-                        help="cut windows per capture or per host")
+    parser.add_argument("--window-mode", default=Settings.window_mode, choices=WINDOW_MODES,
+                        help="cut windows per capture, or per source host (host)")
     parser.add_argument("--scaler", default=Settings.scaler, choices=("minmax", "standard"), help="scaler of the numeric features")
     parser.add_argument("--epochs", type=int, default=Settings.epochs, help="maximum training epochs per autoencoder")
     parser.add_argument("--learning-rate", type=float, default=Settings.learning_rate, help="Adam learning rate of both autoencoders")

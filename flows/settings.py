@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from objectstore import ObjectStore, open_store
+from objectstore.factory import STORAGE_SCHEMES
 
 
 class NetaeSettings(BaseSettings):
@@ -123,7 +124,7 @@ class NetaeSettings(BaseSettings):
     def _check_storage_scheme(cls, value: str) -> str:
         # Checked here as well as in the store factory, so a bad URL stops before a flow starts.
         scheme = urlparse(value).scheme
-        if scheme not in ("", "file", "s3"):
+        if scheme not in STORAGE_SCHEMES:
             raise ValueError(f"unsupported storage scheme {scheme!r}: use file://FOLDER, a folder path or s3://BUCKET[/PREFIX]")
         return value
 
@@ -163,8 +164,8 @@ class NetaeSettings(BaseSettings):
         if self.training_window_stride is not None and self.training_window_stride > self.window_stride:
             raise ValueError(
                 f"invalid training_window_stride ({self.training_window_stride}): it must not exceed window_stride "
-                f"({self.window_stride}), because training windows start at least as often as scored ones; "
-                "lower NETAE_TRAINING_WINDOW_STRIDE or raise NETAE_WINDOW_STRIDE"
+                f"({self.window_stride}), because training windows start at least as often as scored ones. "
+                "Lower NETAE_TRAINING_WINDOW_STRIDE or raise NETAE_WINDOW_STRIDE."
             )
         return self
 

@@ -8,6 +8,9 @@ from objectstore.base import ObjectStore, StorageError
 from objectstore.local import LocalFolderStore
 from objectstore.s3 import S3Store
 
+# URL schemes ``open_store`` accepts: none (a plain folder path), ``file`` and ``s3``.
+STORAGE_SCHEMES: tuple[str, ...] = ("", "file", "s3")
+
 
 def open_store(
     url: str,
@@ -34,19 +37,19 @@ def open_store(
         StorageError: for an unsupported scheme or a missing bucket or endpoint.
     """
     parsed = urlparse(url)
+    if parsed.scheme not in STORAGE_SCHEMES:
+        raise StorageError(f"unsupported storage location {url!r}: use file:// or s3://")
     if parsed.scheme in ("", "file"):
         folder = url[len("file://") :] if url.startswith("file://") else url
         if not folder:
             raise StorageError(f"invalid storage location {url!r}: the folder is missing")
         return LocalFolderStore(folder)
-    if parsed.scheme == "s3":
-        return S3Store(
-            bucket=parsed.netloc,
-            prefix=parsed.path.lstrip("/"),
-            endpoint=s3_endpoint or "",
-            access_key=s3_access_key,
-            secret_key=s3_secret_key,
-            secure=s3_secure,
-            region=s3_region,
-        )
-    raise StorageError(f"unsupported storage location {url!r}: use file:// or s3://")
+    return S3Store(
+        bucket=parsed.netloc,
+        prefix=parsed.path.lstrip("/"),
+        endpoint=s3_endpoint or "",
+        access_key=s3_access_key,
+        secret_key=s3_secret_key,
+        secure=s3_secure,
+        region=s3_region,
+    )
