@@ -225,7 +225,7 @@ def mix(
     background: Path = typer.Argument(..., help="Benign capture (pcap or pcapng, optionally gzip) to inject into"),
     attack: Path = typer.Argument(..., help="Attack capture whose every frame is injected and labelled anomalous"),
     offset: float = typer.Option(..., min=0.0, help="Seconds from the background's first frame to the attack's first frame"),
-    out: Path = typer.Option(..., help="file to write, always in pcapng format whatever its suffix; its labels go beside it, named after it without the .pcap or .pcapng suffix plus .labels.csv (mixed.pcapng gives mixed.labels.csv)"),
+    out: Path = typer.Option(..., help="File to write, always pcapng whatever its suffix. Its labels file goes beside it: mixed.pcapng or mixed.pcap gives mixed.labels.csv"),
     remap: str = typer.Option("auto", help="auto (attack hosts onto the background's most active hosts), none, or an address map CSV (attack_addr,background_addr)"),
     attack_name: Optional[str] = typer.Option(None, help="Attack name in the labels file [default: the attack file's name]"),
 ) -> None:

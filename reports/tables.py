@@ -129,7 +129,7 @@ def format_utc_ns(timestamp_ns: int) -> str:
 
 
 def _format_metric(key: str, value: float | None) -> str:
-    """Format one metric cell; the promotion decision, stored as 1.0 or 0.0, reads as yes or no."""
+    """Format one metric cell. The promotion decision, stored as 1.0 or 0.0, reads as yes or no."""
     if key == "promoted" and value is not None:
         return "yes" if value else "no"
     return _format_fraction(value)
