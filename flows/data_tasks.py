@@ -220,16 +220,16 @@ def publish_run_data_docs(store, run_id: str) -> list[str]:
     Data Docs are a view for people, so a failure to build them is logged and not raised.
     """
     log = get_run_logger()
-    folder = f"validations/{run_id}/"
+    folder = layout.validations_prefix(run_id)
     results = {
         info.key[len(folder):].removesuffix(".json"): store.get_json(info.key)
         for info in store.list(folder)
         if info.key.endswith(".json") and "/" not in info.key[len(folder):]
     }
     try:
-        keys = publish_data_docs(results, store, folder + "data_docs/", run_name=run_id)
+        keys = publish_data_docs(results, store, layout.data_docs_prefix(run_id), run_name=run_id)
     except Exception as error:  # noqa: BLE001 - GX rendering can fail in many ways; the run goes on
         log.warning("Data Docs for run %s were not built: %s: %s", run_id, type(error).__name__, error)
         return []
-    log.info("Data Docs at %s", store.location(folder + "data_docs/index.html"))
+    log.info("Data Docs at %s", store.location(layout.data_docs_prefix(run_id) + "index.html"))
     return keys

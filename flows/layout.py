@@ -6,7 +6,8 @@
     models/<kind>/<run>/                          one model version (manifest.json written last)
     models/<kind>/champion.json                   pointer to the version that scores ad hoc runs
     reports/<run>/report.html                     the run's HTML report
-    validations/<run>/<suite>.json                Great Expectations results
+    validations/<run>/<suite>.json                Great Expectations results (packets, windows, drift)
+    validations/<run>/data_docs/index.html        Data Docs of those results
     runs/<run>/manifest.json                      what the run consumed, set aside and published
 
 A model version is complete only once its ``manifest.json`` exists. The champion
@@ -49,9 +50,19 @@ def report_key(run_id: str) -> str:
     return f"reports/{run_id}/report.html"
 
 
+def validations_prefix(run_id: str) -> str:
+    """Return the key prefix of a run's validation results and Data Docs."""
+    return f"validations/{run_id}/"
+
+
 def validation_key(run_id: str, suite: str) -> str:
     """Return the key of a run's validation result for ``suite``."""
-    return f"validations/{run_id}/{suite}.json"
+    return f"{validations_prefix(run_id)}{suite}.json"
+
+
+def data_docs_prefix(run_id: str) -> str:
+    """Return the key prefix of a run's Data Docs."""
+    return f"{validations_prefix(run_id)}data_docs/"
 
 
 def run_manifest_key(run_id: str) -> str:

@@ -81,7 +81,7 @@ def write_report(
         links={
             **{f"{kind} model": store.location(layout.model_prefix(kind, run_id)) for kind in model_keys},
             "packet table": store.location(layout.PACKETS_PREFIX),
-            "validations": store.location(f"validations/{run_id}/"),
+            "validations": store.location(layout.validations_prefix(run_id)),
         },
     )
     key = layout.report_key(run_id)
@@ -108,6 +108,21 @@ def training_fingerprint(statuses: list[CaptureStatus], etags: dict[str, str], s
     return document
 
 
+def published_validations(store, run_id: str) -> list[str]:
+    """Return the keys of the run's validation results and its Data Docs index, sorted.
+
+    The list comes from the store, not from the tasks that wrote the results.
+    So the manifest names every result the run left: the packet and window
+    suites, the drift check (missing when it failed) and the Data Docs.
+    """
+    prefix = layout.validations_prefix(run_id)
+    keys = [key for key in store.iter_keys(prefix) if key.endswith(".json") and "/" not in key[len(prefix):]]
+    index = layout.data_docs_prefix(run_id) + "index.html"
+    if store.exists(index):
+        keys.append(index)
+    return sorted(keys)
+
+
 @task(name="publish", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
 def publish(
     settings: NetaeSettings,
@@ -118,7 +133,6 @@ def publish(
     model_keys: dict[str, str],
     metrics: dict[str, dict],
     report_key: str,
-    validations: list[dict],
     history: list[CaptureStatus] | None = None,
     capture_etags: dict[str, str] | None = None,
 ) -> dict:
@@ -183,7 +197,7 @@ def publish(
         "history": [{"key": status.key, "capture_id": status.capture_id, "frames": status.frames} for status in history],
         "models": {kind: layout.model_prefix(kind, run_id) for kind in model_keys},
         "report": report_key,
-        "validations": [item["key"] for item in validations],
+        "validations": published_validations(store, run_id),
         "metrics": metrics,
         "baselines": next((values["baselines"] for values in metrics.values() if "baselines" in values), {}),
         "champion": decisions,

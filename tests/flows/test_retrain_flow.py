@@ -32,8 +32,12 @@ def _assert_run_published(store, run_id: str) -> str:
         threshold = store.get_json(layout.model_prefix(kind, run_id) + "threshold.json")
         assert threshold["method"] == "mean_k_std"
         assert threshold["value"] > 0
-    for suite in ("packets", "windows"):
-        assert layout.validation_key(run_id, suite) in keys
+    expected_validations = [layout.validation_key(run_id, suite) for suite in ("drift", "packets", "windows")]
+    expected_validations.append(layout.data_docs_prefix(run_id) + "index.html")
+    for key in expected_validations:
+        assert key in keys
+    manifest = store.get_json(layout.run_manifest_key(run_id))
+    assert manifest["validations"] == sorted(expected_validations)
     return store.get_bytes(layout.report_key(run_id)).decode("utf-8")
 
 
