@@ -4,7 +4,9 @@ The flows publish each validation result as JSON (``ValidationOutcome.result``).
 ``build_data_docs`` loads those documents back into GX result objects, stores them
 in a file-backed GX context inside a temporary folder, and lets GX 1.24's site
 builder (``context.build_data_docs()``) render its ``local_site``: an
-``index.html`` and one page per result. ``publish_data_docs`` then copies the
+``index.html``, one page per result and one per expectation suite. The suites
+are rebuilt from the expectations each result carries, because the index links
+every result to its suite's page. ``publish_data_docs`` then copies the
 site's files under a key prefix of the object store, so the pages open from
 there with their relative links intact.
 
@@ -14,6 +16,7 @@ left out; no page of a validation result shows them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import mimetypes
 import tempfile
@@ -68,6 +71,7 @@ def build_data_docs(results: dict[str, dict], folder: Path, *, run_name: str, ru
         try:
             context = gx.get_context(mode="file", project_root_dir=str(folder))
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            suites: dict[str, list] = {}
             for batch_name, document in sorted(results.items()):
                 try:
                     result = schema.load(document)
@@ -79,6 +83,13 @@ def build_data_docs(results: dict[str, dict], folder: Path, *, run_name: str, ru
                     batch_identifier=batch_name,
                 )
                 context.validation_results_store.set(key, result)
+                suites.setdefault(result.suite_name, [item.expectation_config for item in result.results])
+            # The index links every result to its suite's page, so the suites are
+            # rebuilt from the expectations the results carry.
+            for name, configurations in sorted(suites.items()):
+                # A copy drops the id the expectation had in the suite that produced the result.
+                expectations = [copy.copy(configuration.to_domain_obj()) for configuration in configurations]
+                context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
             context.build_data_docs()
         finally:
             set_context(previous_context)

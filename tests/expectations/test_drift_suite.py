@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 
 import numpy as np
 import pandas as pd
@@ -61,7 +63,8 @@ def test_invalid_bounds_are_rejected(bounds, message):
         drift_suite(**bounds)
 
 
-def test_data_docs_publish_index_and_pages(tmp_path):
+def _publish_drift_and_windows(tmp_path):
+    """Publish Data Docs for a drift result and a window result; return the store and the keys written."""
     baseline = _baselines(_day(1))
     drift = check_drift(drift_summary_from_rows(_day(2, frame_len_shift=300.0), baseline))
     windows = validate_dataframe(window_summary_frame(np.full((3, 4, 2), 0.5, dtype=np.float32)), window_suite(steps=4, features=2))
@@ -69,6 +72,11 @@ def test_data_docs_publish_index_and_pages(tmp_path):
     keys = publish_data_docs(
         {"drift": drift.outcome.result, "windows": windows.result}, store, "validations/r1/data_docs/", run_name="r1"
     )
+    return store, keys
+
+
+def test_data_docs_publish_index_and_pages(tmp_path):
+    store, keys = _publish_drift_and_windows(tmp_path)
     assert "validations/r1/data_docs/index.html" in keys
     pages = [key for key in keys if key.removeprefix("validations/r1/data_docs/").startswith("validations/")]
     assert {key.rsplit("/", 1)[-1] for key in pages} == {"drift.html", "windows.html"}
@@ -77,6 +85,24 @@ def test_data_docs_publish_index_and_pages(tmp_path):
     assert "drift" in index
     drift_page = store.get_bytes(next(key for key in pages if key.endswith("drift.html"))).decode("utf-8")
     assert "ks_distance" in drift_page
+
+
+def test_data_docs_page_links_resolve(tmp_path):
+    store, keys = _publish_drift_and_windows(tmp_path)
+
+    pages = [key for key in keys if key.endswith(".html")]
+    assert "validations/r1/data_docs/expectations/drift.html" in pages
+    assert "validations/r1/data_docs/expectations/windows.html" in pages
+    links = 0
+    for page in pages:
+        html = store.get_bytes(page).decode("utf-8")
+        for href in re.findall(r'href="([^"#?]+\.html)"', html):
+            if "://" in href:
+                continue
+            links += 1
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(page), href))
+            assert target in keys, f"{page} links to {href}, which was not written"
+    assert links >= 4
 
 
 def test_data_docs_reject_non_result(tmp_path):
