@@ -103,7 +103,10 @@ def demo(
     storage_url: Optional[str] = typer.Option(None, help="file://FOLDER or s3://BUCKET/PREFIX (env NETAE_STORAGE_URL)"),
     epochs: Optional[int] = typer.Option(None, help="Maximum training epochs per model (env NETAE_EPOCHS)"),
 ) -> None:
-    """Copy the bundled labelled sample into the store and run the nightly flow on it."""
+    """Copy the bundled labelled sample into the store and run the nightly flow on it.
+
+    A second run into the same store finds the sample already consumed and skips training.
+    """
     settings = _settings(storage_url=storage_url, epochs=epochs, captures_prefix=DEMO_PREFIX)
     store = settings.open_store()
     samples = sorted(path for path in SAMPLE_DIR.iterdir() if path.is_file())
@@ -117,6 +120,9 @@ def demo(
             store.put_file(DEMO_PREFIX + path.name, str(path))
     manifest = _run_retrain(settings)
     _print_outcome(settings, manifest)
+    if manifest.get("skipped"):
+        typer.echo(f"the demo sample was already trained on in {settings.open_store().url}; "
+                   "pass another --storage-url to run the demo again")
 
 
 @app.command()

@@ -82,3 +82,20 @@ def test_invalid_secret_setting_hides_value():
     message = _describe_problem(NetaeSettings, caught.value.errors()[0])
     assert message.startswith("s3_secret_key (NETAE_S3_SECRET_KEY)")
     assert "do-not-print-this" not in message
+
+
+@pytest.mark.slow
+def test_second_demo_run_skips(tmp_path):
+    url = f"file://{tmp_path / 'store'}"
+    command = [sys.executable, "-m", "flows.cli", "demo", "--storage-url", url, "--epochs", "1"]
+    env = {**WIDE, "NETAE_SPARK_MASTER": "local[2]"}
+    first = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "conv1d:" in first.stdout
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "skipped: no new or changed capture" in second.stdout
+    assert f"already trained on in {url}" in second.stdout
+    assert "pass another --storage-url" in second.stdout
