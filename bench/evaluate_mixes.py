@@ -103,6 +103,7 @@ class Settings:
     batch_size: int = 32
     patience: int = 8
     learning_rate: float = 1e-3
+    lstm_units: int = 32
     seed: int = 42
     threshold_k: float = 3.0
     target_false_alarm_rate: float = 0.01
@@ -161,7 +162,7 @@ def score_detectors(reader: WindowReader, settings: Settings) -> dict[str, np.nd
     from models.training import TrainingConfig, train_autoencoder
 
     config = TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
-                            learning_rate=settings.learning_rate, seed=settings.seed)
+                            learning_rate=settings.learning_rate, seed=settings.seed, lstm_units=settings.lstm_units)
     scores: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for kind in AUTOENCODERS:
@@ -279,7 +280,7 @@ def render(results: list[dict], settings: Settings, elapsed_s: float, command: s
         "",
         f"Training: at most {settings.epochs} epochs, batch {settings.batch_size}, Adam learning rate {settings.learning_rate}",
         f"(the pipeline's default is 0.001), early stopping after {settings.patience} epochs without improvement on",
-        f"normal validation windows, seed {settings.seed}.",
+        f"normal validation windows, seed {settings.seed}. The LSTM has {settings.lstm_units} units per layer.",
         "",
         "Scores: reconstruction MSE for the autoencoders, the negated IsolationForest `score_samples` for",
         "`isolation_forest` (200 trees, seeded), and the mean absolute per-feature z-score for `zscore`. PR-AUC is",
@@ -488,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=Settings.epochs, help="maximum training epochs per autoencoder")
     parser.add_argument("--learning-rate", type=float, default=Settings.learning_rate, help="Adam learning rate of both autoencoders")
     parser.add_argument("--seed", type=int, default=Settings.seed, help="seed of the models and IsolationForest")
+    parser.add_argument("--lstm-units", type=int, default=Settings.lstm_units, help="units of each LSTM layer")
     parser.add_argument("--from-json", type=Path, default=None, help="render the document from results an earlier --json wrote, without running")
     parser.add_argument("--mixes", nargs="*", default=None, choices=[mix.name for mix in MIXES],
                         help="names of the mixes to run (default: all)")
@@ -509,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.captures.is_dir():
         parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
+    if args.lstm_units < 1:
+        parser.error(f"--lstm-units must be at least 1, got {args.lstm_units}")
     try:
         check_training_window_stride(args.training_window_stride, args.window_stride)
     except ValueError as error:
@@ -516,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(window_length=args.window_length, window_stride=args.window_stride,
                         training_window_stride=args.training_window_stride, epochs=args.epochs, seed=args.seed,
                         learning_rate=args.learning_rate, feature_set=args.feature_set, scaler=args.scaler,
-                        window_mode=args.window_mode)
+                        window_mode=args.window_mode, lstm_units=args.lstm_units)
     from spark_jobs.session import get_spark
 
     spark = get_spark(master="local[2]", driver_memory="2g", shuffle_partitions=4)

@@ -1,0 +1,224 @@
+"""Measure two ways to cover every phase of request/reply traffic that the pipeline does not offer.
+
+Windows that start every 4 frames in a strictly alternating exchange (a request,
+then its reply) all start at the same phase of it. The model is never trained on the other
+phase, and later traffic that starts there scores high. The pipeline's
+option against this is ``NETAE_TRAINING_WINDOW_STRIDE``. This script measures
+two other ways, on the remapped mixes of ``bench/evaluate_mixes.py``, for the
+Conv1D autoencoder:
+
+* ``random-training-phase``: each training window starts at a seeded random row
+  among the 4 rows that one stride step spans (start ``4k + r``), so training
+  covers every phase with as many windows as stride 4 gives. Validation and test
+  windows stay on the usual grid.
+* ``min-over-phases``: training as the pipeline does it. Windows are cut at
+  every frame, and each window of the usual grid takes the smallest score of
+  itself and the windows that start in the next 3 frames; one of them starts at
+  the phase of the training windows. Validation windows are scored the same way before
+  calibration. The pipeline's own scores (the smallest of 1 window, from the
+  same model) are reported beside it as a check.
+
+Both reuse the pipeline's windows job with ``training_window_stride`` 1 and
+choose windows afterwards, so nothing in the pipeline changes. Thresholds and
+rates come from ``evaluate_mixes.evaluate``, as in docs/evaluation.md. Run from
+the repository root::
+
+    .venv/bin/python bench/phase_variants.py --variant min-over-phases
+    .venv/bin/python bench/phase_variants.py --variant random-training-phase --seeds 42 1 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import evaluate_mixes as mixes  # noqa: E402
+
+from models.datasets import WindowReader  # noqa: E402
+from models.metrics import AttackSpan  # noqa: E402
+
+logger = logging.getLogger("phase_variants")
+
+VARIANTS = ("random-training-phase", "min-over-phases")
+KIND = "conv1d"
+GRID_STRIDE = 4
+"""Frames between the starts of scored windows, as in the headline of docs/evaluation.md."""
+
+
+class SubsetReader(WindowReader):
+    """A window reader that skips the windows a mask leaves out.
+
+    Args:
+        base: the reader of the whole window set.
+        keep: one boolean per window of ``base``, in its ``iter_windows`` order.
+    """
+
+    def __init__(self, base: WindowReader, keep: np.ndarray) -> None:
+        super().__init__(base._store, base._parts, steps=base.steps, features=base.features, batch_rows=base._batch_rows)
+        self._keep = np.asarray(keep, dtype=bool)
+
+    def _record_batches(self, columns: list[str]):
+        offset = 0
+        for batch in super()._record_batches(columns):
+            mask = self._keep[offset : offset + batch.num_rows]
+            offset += batch.num_rows
+            yield batch.filter(pa.array(mask))
+
+
+def random_phase_mask(metadata: pd.DataFrame, seed: int) -> np.ndarray:
+    """Keep one seeded random training window per 4 consecutive starts, and every other window.
+
+    Training windows must start at every row (``training_window_stride`` 1), so
+    ``window_index`` is the start row inside the segment.
+    """
+    keep = (metadata["split"] != "train").to_numpy()
+    rng = np.random.default_rng(seed)
+    train = metadata[metadata["split"] == "train"]
+    for _, segment in train.groupby("capture_id", sort=True):
+        steps = segment["window_index"].to_numpy() // GRID_STRIDE
+        for step in np.unique(steps):
+            members = segment.index[steps == step]
+            keep[members[rng.integers(0, len(members))]] = True
+    return keep
+
+
+def on_grid(metadata: pd.DataFrame) -> np.ndarray:
+    """Return, for windows cut at every frame, which of them start on the usual grid."""
+    return (metadata["window_index"].to_numpy() % GRID_STRIDE) == 0
+
+
+def min_over_phases(metadata: pd.DataFrame, scores: np.ndarray, width: int) -> np.ndarray:
+    """Return, per window, the smallest score of it and the windows starting in the next ``width - 1`` rows.
+
+    Windows must be cut at every frame. Segments (capture and split) are kept
+    apart, so a window never borrows a score across a split boundary.
+    """
+    frame = metadata[["capture_id", "split", "window_index"]].assign(score=scores, position=np.arange(len(scores)))
+    result = np.empty(len(scores))
+    for _, segment in frame.groupby(["capture_id", "split"], sort=False):
+        ordered = segment.sort_values("window_index")
+        values = ordered["score"].to_numpy()
+        smallest = np.array([values[index : index + width].min() for index in range(len(values))])
+        result[ordered["position"].to_numpy()] = smallest
+    return result
+
+
+def train_and_score(train_reader: WindowReader, score_reader: WindowReader, settings: mixes.Settings) -> np.ndarray:
+    """Train the Conv1D autoencoder on ``train_reader`` and return the scores of every window of ``score_reader``."""
+    from models.scoring import reconstruction_errors
+    from models.training import TrainingConfig, train_autoencoder
+
+    config = TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
+                            learning_rate=settings.learning_rate, seed=settings.seed)
+    model, history = train_autoencoder(KIND, train_reader, config, log=logger)
+    logger.info("%s: %d epochs", KIND, len(history["loss"]))
+    return reconstruction_errors(model, score_reader.iter_windows())
+
+
+def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Path) -> list[dict]:
+    """Build one remapped mix, apply ``variant`` and return one result row per scoring rule."""
+    window_stride = GRID_STRIDE if variant == "random-training-phase" else 1
+    settings = mixes.Settings(window_stride=window_stride, training_window_stride=1, learning_rate=0.005, seed=seed)
+    folder = work / f"{mix.name}-{variant}-{seed}"
+    (folder / "input").mkdir(parents=True)
+    background = captures / mix.background
+    offset_s = mixes.attack_offset_s(background, captures / mix.attack, mixes.Settings(window_stride=GRID_STRIDE))
+    mixed = mixes.mix_captures(background, captures / mix.attack, folder / "input" / f"{mix.name}.pcapng",
+                               offset_s=offset_s, remap="auto", attack_name=mix.attack_name)
+    reader, capture_id, _counts = mixes.build_window_set(spark, folder / "store", mixed.capture_path, mixed.labels_path, settings)
+    metadata = reader.metadata()
+    spans = [AttackSpan(capture_id, mix.attack_name, first, last, mixed.attack_start_ns) for first, last in mixed.ranges]
+
+    rows = []
+    if variant == "random-training-phase":
+        scores = train_and_score(SubsetReader(reader, random_phase_mask(metadata, seed)), reader, settings)
+        rows.append(_row(mix, variant, seed, mixes.evaluate(metadata, scores, spans, settings)))
+        return rows
+
+    # The model is trained and validated on exactly the pipeline's windows.
+    grid = on_grid(metadata)
+    scores = train_and_score(SubsetReader(reader, grid), reader, settings)
+    grid_metadata = metadata[grid].reset_index(drop=True)
+    for width, name in ((1, "pipeline scores (smallest of 1)"), (GRID_STRIDE, variant)):
+        smallest = min_over_phases(metadata, scores, width)[grid]
+        rows.append(_row(mix, name, seed, mixes.evaluate(grid_metadata, smallest, spans, settings)))
+    return rows
+
+
+def _row(mix: mixes.Mix, variant: str, seed: int, result: dict) -> dict:
+    pot, quantile = result["thresholds"]["pot"], result["thresholds"]["quantile"]
+    return {
+        "mix": mix.name, "variant": variant, "seed": seed,
+        "pot_f1": pot["f1"], "pot_recall": pot["recall"], "pr_auc": result["ranking"]["pr_auc"],
+        "pot_threshold": pot["threshold"]["value"], "pot_same": pot["false_alarm_rate_cross_fitted"],
+        "pot_later": pot["false_alarm_rate_held_out"], "quantile_f1": quantile["f1"],
+        "quantile_later": quantile["false_alarm_rate_held_out"],
+    }
+
+
+def table(rows: list[dict]) -> str:
+    """Return the results as a markdown table."""
+    lines = [
+        "| mix (remapped) | scoring | seed | F1 (`pot`) | recall (`pot`) | PR-AUC | `pot` threshold | same period (`pot`) "
+        "| later period (`pot`) | F1 (`quantile`) | later period (`quantile`) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['mix']} | {row['variant']} | {row['seed']} | {row['pot_f1']:.3f} | {row['pot_recall']:.3f} | {row['pr_auc']:.3f} "
+            f"| {row['pot_threshold']:.4g} | {row['pot_same']:.3f} | {row['pot_later']:.3f} | {row['quantile_f1']:.3f} "
+            f"| {row['quantile_later']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the variant on each mix and seed; print the table and write it to ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variant", required=True, choices=VARIANTS, help="which way to cover the phases")
+    parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
+                        help="folder of the public captures")
+    parser.add_argument("--mixes", nargs="*", default=None, choices=[mix.name for mix in mixes.MIXES],
+                        help="names of the mixes to run (default: all)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[42], help="seeds of the model and of the random phases")
+    parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in ("py4j", "pyspark"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not args.captures.is_dir():
+        parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
+    from spark_jobs.session import get_spark
+
+    spark = get_spark(master="local[2]", driver_memory="3g", shuffle_partitions=4)
+    started = time.perf_counter()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="netae-phases-") as work:
+        for mix in mixes.MIXES:
+            if args.mixes and mix.name not in args.mixes:
+                continue
+            for seed in args.seeds:
+                logger.info("Mix %s, %s, seed %d", mix.name, args.variant, seed)
+                rows += run(spark, mix, args.variant, seed, args.captures, Path(work))
+    spark.stop()
+
+    document = table(rows)
+    print(document)
+    if args.out:
+        args.out.write_text(document, encoding="utf-8")
+    logger.info("%s took %.1f min", args.variant, (time.perf_counter() - started) / 60)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
