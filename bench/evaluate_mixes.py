@@ -491,9 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=Settings.seed, help="seed of the models and IsolationForest")
     parser.add_argument("--lstm-units", type=int, default=Settings.lstm_units, help="units of each LSTM layer")
     parser.add_argument("--from-json", type=Path, default=None, help="render the document from results an earlier --json wrote, without running")
-    parser.add_argument("--mixes", nargs="*", default=None, choices=[mix.name for mix in MIXES],
+    parser.add_argument("--mixes", nargs="+", default=None, choices=[mix.name for mix in MIXES],
                         help="names of the mixes to run (default: all)")
-    parser.add_argument("--remaps", nargs="*", default=["auto", "none"], choices=["auto", "none"],
+    parser.add_argument("--remaps", nargs="+", default=["auto", "none"], choices=["auto", "none"],
                         help="remap modes to run (default: auto none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         for mix in MIXES:
             if args.mixes and mix.name not in args.mixes:
                 continue
-            for remap in args.remaps:
+            for remap in dict.fromkeys(args.remaps):
                 logger.info("Mix %s, remap %s", mix.name, remap)
                 results.append(run_mix(spark, mix, remap, args.captures, Path(work), settings))
     elapsed = time.perf_counter() - started

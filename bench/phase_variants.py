@@ -25,11 +25,13 @@ the repository root::
 
     .venv/bin/python bench/phase_variants.py --variant min-over-phases
     .venv/bin/python bench/phase_variants.py --variant random-training-phase --seeds 42 1 7
+    .venv/bin/python bench/phase_variants.py --variant random-training-phase --ensemble 3
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -125,8 +127,17 @@ def train_and_score(train_reader: WindowReader, score_reader: WindowReader, sett
     return reconstruction_errors(model, score_reader.iter_windows())
 
 
-def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Path) -> list[dict]:
-    """Build one remapped mix, apply ``variant`` and return one result row per scoring rule."""
+ENSEMBLE_SEED_STEP = 1000
+"""Seed distance between the members of an ensemble, so members of nearby seeds never share a seed."""
+
+
+def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Path, ensemble: int = 1) -> list[dict]:
+    """Build one remapped mix, apply ``variant`` and return one result row per scoring rule.
+
+    With ``ensemble`` above 1 (random training phase only), that many models are
+    trained, member ``m`` with seed ``seed + m * ENSEMBLE_SEED_STEP`` and its own
+    random phases, and a window's score is the mean of their scores.
+    """
     window_stride = GRID_STRIDE if variant == "random-training-phase" else 1
     settings = mixes.Settings(window_stride=window_stride, training_window_stride=1, learning_rate=0.005, seed=seed)
     folder = work / f"{mix.name}-{variant}-{seed}"
@@ -141,9 +152,15 @@ def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Pa
 
     rows = []
     if variant == "random-training-phase":
-        scores = train_and_score(SubsetReader(reader, random_phase_mask(metadata, seed)), reader, settings)
+        members = []
+        for member in range(ensemble):
+            member_seed = seed + member * ENSEMBLE_SEED_STEP
+            member_settings = dataclasses.replace(settings, seed=member_seed)
+            members.append(train_and_score(SubsetReader(reader, random_phase_mask(metadata, member_seed)), reader, member_settings))
+        scores = np.mean(members, axis=0)
         beyond = later_beyond_validation(metadata, scores, settings.target_false_alarm_rate)
-        rows.append(_row(mix, variant, seed, mixes.evaluate(metadata, scores, spans, settings), beyond))
+        name = variant if ensemble == 1 else f"{variant}, mean of {ensemble} models"
+        rows.append(_row(mix, name, seed, mixes.evaluate(metadata, scores, spans, settings), beyond))
         return rows
 
     # The model is trained and validated on exactly the pipeline's windows.
@@ -174,7 +191,7 @@ def later_beyond_validation(metadata: pd.DataFrame, scores: np.ndarray, target: 
     lowest = float(later[allowed]) if allowed < len(later) else 0.0
     return {
         "later_above_validation": int((later > validation.max()).sum()), "later_windows": len(later),
-        "largest_validation": float(validation.max()), "lowest_kept_threshold": lowest,
+        "largest_validation": float(validation.max()), "largest_later": float(later[0]), "lowest_kept_threshold": lowest,
         "attack_at_or_below": float((scores[labels == 1] <= lowest).mean()),
     }
 
@@ -206,13 +223,14 @@ def table(rows: list[dict]) -> str:
     lines += [
         "",
         "| mix (remapped) | scoring | seed | later normal windows above every validation score | largest validation score "
-        "| lowest threshold within twice the target, later period | anomalous windows at or below it |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| largest later normal score | lowest threshold within twice the target, later period | anomalous windows at or below it |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row['mix']} | {row['variant']} | {row['seed']} | {row['later_above_validation']} of {row['later_windows']} "
-            f"| {row['largest_validation']:.4g} | {row['lowest_kept_threshold']:.4g} | {row['attack_at_or_below']:.3f} |"
+            f"| {row['largest_validation']:.4g} | {row['largest_later']:.4g} | {row['lowest_kept_threshold']:.4g} "
+            f"| {row['attack_at_or_below']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -223,11 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", required=True, choices=VARIANTS, help="which way to cover the phases")
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
                         help="folder of the public captures")
-    parser.add_argument("--mixes", nargs="*", default=None, choices=[mix.name for mix in mixes.MIXES],
+    parser.add_argument("--mixes", nargs="+", default=None, choices=[mix.name for mix in mixes.MIXES],
                         help="names of the mixes to run (default: all)")
-    parser.add_argument("--seeds", nargs="*", type=int, default=[42], help="seeds of the model and of the random phases")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="seeds of the model and of the random phases (default: 42)")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="random training phase only: average the scores of this many models of different seeds (default: 1)")
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds lists a seed twice: {args.seeds}")
+    if args.ensemble < 1 or (args.ensemble > 1 and args.variant != "random-training-phase"):
+        parser.error(f"--ensemble must be at least 1, and above 1 only with --variant random-training-phase; got {args.ensemble}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("py4j", "pyspark"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -244,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for seed in args.seeds:
                 logger.info("Mix %s, %s, seed %d", mix.name, args.variant, seed)
-                rows += run(spark, mix, args.variant, seed, args.captures, Path(work))
+                rows += run(spark, mix, args.variant, seed, args.captures, Path(work), ensemble=args.ensemble)
     spark.stop()
 
     document = table(rows)
