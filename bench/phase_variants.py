@@ -13,8 +13,9 @@ Conv1D autoencoder:
   windows stay on the usual grid.
 * ``min-over-phases``: training as the pipeline does it. Windows are cut at
   every frame, and each window of the usual grid takes the smallest score of
-  itself and the windows that start in the next 3 frames. One of them starts at
-  the phase of the training windows. Validation windows are scored the same way before
+  itself and the windows that start in the next 3 frames. When the exchange
+  alternates strictly, two of them start with the same direction as the
+  training windows. Validation windows are scored the same way before
   calibration. The pipeline's own scores (the smallest of 1 window, from the
   same model) are reported beside it as a check.
 
