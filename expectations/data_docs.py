@@ -11,7 +11,13 @@ site's files under a key prefix of the object store, so the pages open from
 there with their relative links intact.
 
 The site's tutorial animations (``static/images/*.gif``, about 3.4 MB) are
-left out; no page of a validation result shows them.
+left out; no page of a validation result shows them. Two links of GX's page
+template are rewritten before upload: the logo, which GX loads from its own
+S3 bucket with the data context id in the query string, points to the site's
+own copy, and the result pages' favicon link gets the depth it lacks.
+
+NOTE: the pages still load their scripts (jQuery, Bootstrap, Vega) from public
+CDNs, so without internet access a browser shows them without their tables.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import copy
 import logging
 import mimetypes
+import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 _SITE_FOLDER = Path("gx") / "uncommitted" / "data_docs" / "local_site"
 _LEFT_OUT_SUFFIXES = (".gif",)
+_REMOTE_IMAGE = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9.-]+\.amazonaws\.com/([A-Za-z0-9_.-]+)(\?[^\"']*)?")
+_FAVICON = re.compile(r"(?:\.\./)*static/images/favicon\.ico")
 
 
 def build_data_docs(results: dict[str, dict], folder: Path, *, run_name: str, run_time: datetime | None = None) -> Path:
@@ -99,6 +108,18 @@ def build_data_docs(results: dict[str, dict], folder: Path, *, run_name: str, ru
     return site
 
 
+def localize_links(html: str, depth: int) -> str:
+    """Point a page's logo and favicon at the site's own ``static/images`` folder.
+
+    Args:
+        html: one page of the site.
+        depth: folders between the site root and the page (0 for ``index.html``).
+    """
+    images = "../" * depth + "static/images/"
+    html = _REMOTE_IMAGE.sub(lambda match: images + match.group(1), html)
+    return _FAVICON.sub(images + "favicon.ico", html)
+
+
 def publish_data_docs(results: dict[str, dict], store: ObjectStore, prefix: str, *, run_name: str) -> list[str]:
     """Build Data Docs for ``results`` and upload the site under ``prefix``.
 
@@ -117,9 +138,14 @@ def publish_data_docs(results: dict[str, dict], store: ObjectStore, prefix: str,
         for path in sorted(site.rglob("*")):
             if not path.is_file() or path.suffix in _LEFT_OUT_SUFFIXES:
                 continue
-            key = prefix + path.relative_to(site).as_posix()
+            relative = path.relative_to(site)
+            key = prefix + relative.as_posix()
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            store.put_file(key, str(path), content_type=content_type)
+            if path.suffix == ".html":
+                html = localize_links(path.read_text(encoding="utf-8"), len(relative.parts) - 1)
+                store.put_bytes(key, html.encode("utf-8"), content_type=content_type)
+            else:
+                store.put_file(key, str(path), content_type=content_type)
             written.append(key)
     logger.info("Published %d Data Docs file(s) under %s", len(written), store.location(prefix))
     return sorted(written)

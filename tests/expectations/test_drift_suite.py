@@ -96,13 +96,14 @@ def test_data_docs_page_links_resolve(tmp_path):
     links = 0
     for page in pages:
         html = store.get_bytes(page).decode("utf-8")
-        for href in re.findall(r'href="([^"#?]+\.html)"', html):
-            if "://" in href:
+        assert "great-expectations-web-assets" not in html
+        for link in re.findall(r'(?:href|src)="([^"#?]+)"', html):
+            if "://" in link or link.startswith(("data:", "mailto:")):
                 continue
             links += 1
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(page), href))
-            assert target in keys, f"{page} links to {href}, which was not written"
-    assert links >= 4
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(page), link))
+            assert target in keys, f"{page} links to {link}, which was not written"
+    assert links >= 8
 
 
 def test_data_docs_reject_non_result(tmp_path):
