@@ -12,9 +12,9 @@ there with their relative links intact.
 
 The site's tutorial animations (``static/images/*.gif``, about 3.4 MB) are
 left out; no page of a validation result shows them. Two links of GX's page
-template are rewritten before upload: the logo, which GX loads from its own
-S3 bucket with the data context id in the query string, points to the site's
-own copy, and the result pages' favicon link gets the depth it lacks.
+template are rewritten before upload. GX loads the logo from its own S3 bucket,
+with the data context id in the query string, so the logo link points to the
+site's own copy instead. The result pages' favicon link gets the depth it lacks.
 
 NOTE: the pages still load their scripts (jQuery, Bootstrap, Vega) from public
 CDNs, so without internet access a browser shows them without their tables.
