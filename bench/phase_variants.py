@@ -1,8 +1,8 @@
 """Measure two ways to cover every phase of request/reply traffic that the pipeline does not offer.
 
 Windows that start every 4 frames in a strictly alternating exchange (a request,
-then its reply) all start at the same phase of it. The model is never trained on the other
-phase, and later traffic that starts there scores high. The pipeline's
+then its reply) all start at the same phase of it. The model is never trained on the other phase,
+and later traffic that starts there scores high. The pipeline's
 option against this is ``NETAE_TRAINING_WINDOW_STRIDE``. This script measures
 two other ways, on the remapped mixes of ``bench/evaluate_mixes.py``, for the
 Conv1D autoencoder:
@@ -49,6 +49,7 @@ import evaluate_mixes as mixes  # noqa: E402
 
 from models.datasets import WindowReader  # noqa: E402
 from models.metrics import AttackSpan  # noqa: E402
+from models.thresholds import calibration_scores  # noqa: E402
 
 logger = logging.getLogger("phase_variants")
 
@@ -56,6 +57,8 @@ VARIANTS = ("random-training-phase", "min-over-phases")
 KIND = "conv1d"
 GRID_STRIDE = 4
 """Frames between the starts of scored windows, as in the headline of docs/evaluation.md."""
+ENSEMBLE_SEED_STEP = 1000
+"""Seed distance between the members of an ensemble, so ensembles of seeds below 1000 share no member seed."""
 
 
 class SubsetReader(WindowReader):
@@ -128,10 +131,6 @@ def train_and_score(train_reader: WindowReader, score_reader: WindowReader, sett
     return reconstruction_errors(model, score_reader.iter_windows())
 
 
-ENSEMBLE_SEED_STEP = 1000
-"""Seed distance between the members of an ensemble, so members of nearby seeds never share a seed."""
-
-
 def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Path, ensemble: int = 1) -> list[dict]:
     """Build one remapped mix, apply ``variant`` and return one result row per scoring rule.
 
@@ -185,9 +184,8 @@ def later_beyond_validation(metadata: pd.DataFrame, scores: np.ndarray, target: 
     result and never sets a threshold.
     """
     labels = pd.to_numeric(metadata["label"], errors="coerce").fillna(0).to_numpy(int)
-    split = metadata["split"].to_numpy()
-    validation = scores[(split == "validation") & (labels == 0)]
-    later = np.sort(scores[(split == "test") & (labels == 0)])[::-1]
+    validation = calibration_scores(metadata, scores)
+    later = np.sort(scores[(metadata["split"].to_numpy() == "test") & (labels == 0)])[::-1]
     allowed = int(np.floor(2 * target * len(later)))
     lowest = float(later[allowed]) if allowed < len(later) else 0.0
     return {
@@ -198,8 +196,10 @@ def later_beyond_validation(metadata: pd.DataFrame, scores: np.ndarray, target: 
 
 
 def _row(mix: mixes.Mix, variant: str, seed: int, result: dict, beyond: dict) -> dict:
+    """Flatten one ``evaluate`` result and its ``later_beyond_validation`` figures into a table row."""
     pot, quantile = result["thresholds"]["pot"], result["thresholds"]["quantile"]
-    return {**beyond,
+    return {
+        **beyond,
         "mix": mix.name, "variant": variant, "seed": seed,
         "pot_f1": pot["f1"], "pot_recall": pot["recall"], "pr_auc": result["ranking"]["pr_auc"],
         "pot_threshold": pot["threshold"]["value"], "pot_same": pot["false_alarm_rate_cross_fitted"],

@@ -121,7 +121,7 @@ def demo(
     manifest = _run_retrain(settings)
     _print_outcome(settings, manifest)
     if manifest.get("skipped"):
-        typer.echo(f"the demo sample was already trained on in {settings.open_store().url}; "
+        typer.echo(f"the demo sample was already trained on in {store.url}; "
                    "pass another --storage-url to run the demo again")
 
 

@@ -231,5 +231,5 @@ def publish_run_data_docs(store, run_id: str) -> list[str]:
     except Exception as error:  # noqa: BLE001 - GX rendering can fail in many ways; the run goes on
         log.warning("Data Docs for run %s were not built: %s: %s", run_id, type(error).__name__, error)
         return []
-    log.info("Data Docs at %s", store.location(layout.data_docs_prefix(run_id) + "index.html"))
+    log.info("Data Docs at %s", store.location(layout.data_docs_index_key(run_id)))
     return keys

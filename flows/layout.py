@@ -65,6 +65,11 @@ def data_docs_prefix(run_id: str) -> str:
     return f"{validations_prefix(run_id)}data_docs/"
 
 
+def data_docs_index_key(run_id: str) -> str:
+    """Return the key of a run's Data Docs index page."""
+    return f"{data_docs_prefix(run_id)}index.html"
+
+
 def run_manifest_key(run_id: str) -> str:
     """Return the key of a run's manifest."""
     return f"runs/{run_id}/manifest.json"

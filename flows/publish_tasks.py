@@ -117,7 +117,7 @@ def published_validations(store, run_id: str) -> list[str]:
     """
     prefix = layout.validations_prefix(run_id)
     keys = [key for key in store.iter_keys(prefix) if key.endswith(".json") and "/" not in key[len(prefix):]]
-    index = layout.data_docs_prefix(run_id) + "index.html"
+    index = layout.data_docs_index_key(run_id)
     if store.exists(index):
         keys.append(index)
     return sorted(keys)

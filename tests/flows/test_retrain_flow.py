@@ -33,7 +33,7 @@ def _assert_run_published(store, run_id: str) -> str:
         assert threshold["method"] == "mean_k_std"
         assert threshold["value"] > 0
     expected_validations = [layout.validation_key(run_id, suite) for suite in ("drift", "packets", "windows")]
-    expected_validations.append(layout.data_docs_prefix(run_id) + "index.html")
+    expected_validations.append(layout.data_docs_index_key(run_id))
     for key in expected_validations:
         assert key in keys
     manifest = store.get_json(layout.run_manifest_key(run_id))
