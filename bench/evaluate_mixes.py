@@ -233,10 +233,19 @@ def run_mix(spark, mix: Mix, remap: str, captures: Path, work: Path, settings: S
         "mix": mix.name, "remap": remap, "background": mix.background, "attack": mix.attack,
         "attack_name": mix.attack_name, "offset_s": offset_s, "frames": mixed.frames,
         "injected_frames": mixed.injected_frames, "address_map": mixed.address_map, "window_counts": counts,
+        "split_seconds": split_seconds(metadata),
         "detectors": {kind: evaluate(metadata, scores[kind], spans, settings) for kind in DETECTORS},
         "seconds": time.perf_counter() - started,
     }
     return result
+
+
+def split_seconds(metadata: pd.DataFrame) -> dict[str, float]:
+    """Return the seconds of traffic each split's windows span, from the first frame of its first
+    window to the last frame of its last one, so that a rate can be read against how long it was
+    measured for."""
+    spans = metadata.groupby("split").agg(first=("start_ns", "min"), last=("end_ns", "max"))
+    return {str(split): float(row["last"] - row["first"]) / 1e9 for split, row in spans.iterrows()}
 
 
 def _number(value, digits: int = 3) -> str:
@@ -347,9 +356,18 @@ def _headline_table(results: list[dict]) -> list[str]:
         lines.append(
             f"- {result['mix']} ({result['remap']}): {first['anomalous_windows']} / {first['evaluation_windows']} "
             f"(chance PR-AUC {share:.3f}); {result['injected_frames']} injected frames of {result['frames']}; "
-            f"address map {json.dumps(result['address_map']) if result['address_map'] else 'none'}"
+            f"address map {json.dumps(result['address_map']) if result['address_map'] else 'none'}{_split_spans(result)}"
         )
     return lines + [""]
+
+
+def _split_spans(result: dict) -> str:
+    """Return the seconds spanned by the training, validation and test windows, when the results have them."""
+    spans = result.get("split_seconds")
+    if not spans:
+        return ""
+    seconds = " / ".join(f"{spans.get(split, 0.0):.0f}" for split in ("train", "validation", "test"))
+    return f"; windows span {seconds} s of traffic (train / validation / test)"
 
 
 def _threshold_tables(results: list[dict], settings: Settings) -> list[str]:

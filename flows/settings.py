@@ -44,7 +44,8 @@ class NetaeSettings(BaseSettings):
     training_window_stride: int | None = Field(
         None, ge=1, le=4096,
         description="Frames between the starts of two training windows. Unset means window_stride. "
-        "1 shows the models every phase of periodic traffic.",
+        "1, or any stride with no common factor with window_stride, shows the models every phase "
+        "of strictly alternating request/reply traffic.",
     )
     train_fraction: float = Field(0.6, gt=0.0, lt=1.0, description="Share of each capture, in time order, used for fitting.")
     validation_fraction: float = Field(
