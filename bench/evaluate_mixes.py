@@ -134,7 +134,7 @@ def attack_offset_s(background: Path, attack: Path, settings: Settings) -> float
 
 
 def build_window_set(spark, folder: Path, capture: Path, labels: Path, settings: Settings):
-    """Decode one capture and cut its windows; returns the window reader, the capture id and window counts."""
+    """Decode one capture and cut its windows; returns the window reader, the capture id and the window set."""
     store = open_store(f"file://{folder}")
     store.put_file(f"captures/{capture.name}", str(capture))
     store.put_file(f"captures/{labels.name}", str(labels))
@@ -153,7 +153,7 @@ def build_window_set(spark, folder: Path, capture: Path, labels: Path, settings:
     windows = build_windows(spark, split, state, store, output_prefix="lake/windows/")
     split.unpersist()
     reader = WindowReader(store, windows.parts, steps=windows.steps, features=windows.features)
-    return reader, capture_ids[0], windows.counts
+    return reader, capture_ids[0], windows
 
 
 def score_detectors(reader: WindowReader, settings: Settings) -> dict[str, np.ndarray]:
@@ -223,7 +223,7 @@ def run_mix(spark, mix: Mix, remap: str, captures: Path, work: Path, settings: S
     (folder / "input").mkdir()
     mixed = mix_captures(background, captures / mix.attack, folder / "input" / f"{mix.name}.pcapng",
                          offset_s=offset_s, remap=remap, attack_name=mix.attack_name)
-    reader, capture_id, counts = build_window_set(spark, folder / "store", mixed.capture_path, mixed.labels_path, settings)
+    reader, capture_id, windows = build_window_set(spark, folder / "store", mixed.capture_path, mixed.labels_path, settings)
     metadata = reader.metadata()
     spans = [AttackSpan(capture_id, mix.attack_name, first, last, mixed.attack_start_ns) for first, last in mixed.ranges]
 
@@ -232,7 +232,7 @@ def run_mix(spark, mix: Mix, remap: str, captures: Path, work: Path, settings: S
     result = {
         "mix": mix.name, "remap": remap, "background": mix.background, "attack": mix.attack,
         "attack_name": mix.attack_name, "offset_s": offset_s, "frames": mixed.frames,
-        "injected_frames": mixed.injected_frames, "address_map": mixed.address_map, "window_counts": counts,
+        "injected_frames": mixed.injected_frames, "address_map": mixed.address_map, "window_counts": windows.counts,
         "split_seconds": split_seconds(metadata),
         "detectors": {kind: evaluate(metadata, scores[kind], spans, settings) for kind in DETECTORS},
         "seconds": time.perf_counter() - started,

@@ -146,7 +146,7 @@ def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Pa
     offset_s = mixes.attack_offset_s(background, captures / mix.attack, mixes.Settings(window_stride=GRID_STRIDE))
     mixed = mixes.mix_captures(background, captures / mix.attack, folder / "input" / f"{mix.name}.pcapng",
                                offset_s=offset_s, remap="auto", attack_name=mix.attack_name)
-    reader, capture_id, _counts = mixes.build_window_set(spark, folder / "store", mixed.capture_path, mixed.labels_path, settings)
+    reader, capture_id, _windows = mixes.build_window_set(spark, folder / "store", mixed.capture_path, mixed.labels_path, settings)
     metadata = reader.metadata()
     spans = [AttackSpan(capture_id, mix.attack_name, first, last, mixed.attack_start_ns) for first, last in mixed.ranges]
 

@@ -113,7 +113,12 @@ def false_alarm_rate(labels: np.ndarray, flagged: np.ndarray) -> float | None:
 
 
 def alarm_episodes(metadata: pd.DataFrame, flagged: np.ndarray) -> int:
-    """Count the episodes among flagged windows: runs of flagged windows whose frames overlap or touch.
+    """Count the episodes among flagged windows (see ``alarm_episode_windows``)."""
+    return len(alarm_episode_windows(metadata, flagged))
+
+
+def alarm_episode_windows(metadata: pd.DataFrame, flagged: np.ndarray) -> list[pd.Index]:
+    """Group flagged windows into episodes: runs of flagged windows whose frames overlap or touch.
 
     Overlapping windows share frames, so one unusual stretch of traffic flags
     several of them in a row, and an operator sees one alert. Two flagged windows
@@ -125,20 +130,25 @@ def alarm_episodes(metadata: pd.DataFrame, flagged: np.ndarray) -> int:
         metadata: window metadata with ``capture_id``, ``first_frame`` and
             ``last_frame`` (and ``host`` in host mode), aligned with ``flagged``.
         flagged: bool per window.
+
+    Returns:
+        One index of ``metadata`` labels per episode, its windows ordered by
+        first frame.
     """
     flags = np.asarray(flagged).astype(bool)
     if not flags.any():
-        return 0
+        return []
     keys = ["capture_id", "host"] if "host" in metadata.columns else ["capture_id"]
     windows = metadata.loc[flags, [*keys, "first_frame", "last_frame"]].copy()
     for key in keys:
         windows[key] = windows[key].fillna("").astype(str)
-    episodes = 0
+    episodes: list[pd.Index] = []
     for _key, group in windows.groupby(keys, sort=False):
         group = group.sort_values("first_frame", kind="stable")
         reach = np.maximum.accumulate(group["last_frame"].to_numpy(np.int64))
         starts = group["first_frame"].to_numpy(np.int64)
-        episodes += 1 + int(np.count_nonzero(starts[1:] > reach[:-1] + 1))
+        breaks = np.flatnonzero(starts[1:] > reach[:-1] + 1) + 1
+        episodes.extend(group.index[bounds[0] : bounds[1]] for bounds in zip([0, *breaks], [*breaks, len(group)]))
     return episodes
 
 

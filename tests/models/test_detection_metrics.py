@@ -8,6 +8,7 @@ import pytest
 
 from models.metrics import (
     AttackSpan,
+    alarm_episode_windows,
     alarm_episodes,
     attack_windows,
     binary_metrics,
@@ -133,3 +134,11 @@ def test_oracle_f1_not_below_any_threshold():
 
 def test_oracle_metrics_without_anomalies_is_none():
     assert oracle_metrics(np.zeros(4, dtype=int), np.arange(4.0)) is None
+
+
+def test_episode_windows_name_each_episode():
+    metadata = _frame_windows([200, 1, 5, 204, 400, 9], capture_ids=["c1", "c1", "c1", "c1", "c2", "c1"])
+    episodes = alarm_episode_windows(metadata, np.array([True, True, True, True, True, False]))
+
+    assert sorted(list(episode) for episode in episodes) == [[0, 3], [1, 2], [4]]
+

@@ -1,0 +1,240 @@
+"""List the later-period false alarms of one labelled mix and what lies behind them.
+
+``bench/evaluate_mixes.py`` counts the normal windows of the test split that a
+threshold flags (the later-period false-alarm rate). This script rebuilds one of
+its mixes with the same settings, trains the Conv1D autoencoder alone (its scores
+equal the evaluation page's Conv1D rows, because each model is seeded on its
+own), and prints two Markdown tables:
+
+* one row per episode of later-period false alarms (flagged normal windows whose
+  frames overlap or touch). A row gives the episode's frames in the mixed
+  capture, its seconds after the capture's first frame and the source of each
+  window's first frame. It also gives the lowest and highest score, and the
+  features with the largest reconstruction error in the highest-scoring window.
+* the direction of strictly alternating windows. A window alternates strictly
+  when its frames go back and forth between two addresses. For each address
+  that sends the first frame of such windows, the table counts the training
+  windows, the normal validation windows, the later normal windows and the later
+  false alarms, which shows whether the model was trained on one phase of an
+  exchange only.
+
+It reads the test labels, so it explains a result and sets nothing. Run from the
+repository root::
+
+    .venv/bin/python bench/explain_false_alarms.py --mix ssh-guessing-in-ftp --save-mix /tmp/ssh-mix
+    .venv/bin/python bench/explain_false_alarms.py --mix dns-tunnel-in-alexa-lan --training-window-stride 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import evaluate_mixes as mixes  # noqa: E402
+
+from models.metrics import alarm_episode_windows  # noqa: E402
+from models.thresholds import THRESHOLD_METHODS, calibration_scores, fit_threshold  # noqa: E402
+
+logger = logging.getLogger("explain_false_alarms")
+
+KIND = "conv1d"
+TOP_FEATURES = 3
+"""Features named per episode, largest error first."""
+
+
+def window_sources(metadata: pd.DataFrame, packets: pd.DataFrame) -> pd.DataFrame:
+    """Return, per window, the source address of its first frame, and that address again when the
+    window's frames alternate strictly.
+
+    A window alternates strictly when each of its frames comes from the other
+    address of the same two, in frame order.
+
+    Args:
+        metadata: window metadata with ``first_frame`` and ``last_frame``.
+        packets: the capture's ``frame_number`` and ``src_addr``.
+
+    Returns:
+        Columns ``first_source`` and ``alternating_source`` (None where the
+        window does not alternate strictly), aligned with ``metadata``.
+    """
+    ordered = packets.sort_values("frame_number", kind="stable")
+    numbers = ordered["frame_number"].to_numpy(np.int64)
+    sources = ordered["src_addr"].fillna("").astype(str).to_numpy()
+    first_sources, alternating = [], []
+    for first, last in zip(metadata["first_frame"].to_numpy(np.int64), metadata["last_frame"].to_numpy(np.int64)):
+        chosen = sources[np.searchsorted(numbers, first) : np.searchsorted(numbers, last, side="right")]
+        two_ends = len(set(chosen)) == 2
+        back_and_forth = len(chosen) > 1 and bool(np.all(chosen[1:] != chosen[:-1]))
+        first_sources.append(chosen[0] if len(chosen) else None)
+        alternating.append(chosen[0] if two_ends and back_and_forth else None)
+    return pd.DataFrame({"first_source": first_sources, "alternating_source": alternating}, index=metadata.index, dtype=object)
+
+
+def episode_table(metadata: pd.DataFrame, scores: np.ndarray, errors: dict[int, np.ndarray], feature_names: list[str],
+                  origin_ns: int) -> list[str]:
+    """Return the Markdown rows of the later-period false-alarm episodes."""
+    lines = [
+        "| episode | frames | seconds after the first frame | windows | first frame from (windows) | scores "
+        "| largest errors in the highest-scoring window |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    groups = alarm_episode_windows(metadata, metadata["later_false_alarm"].to_numpy())
+    for number, episode in enumerate((metadata.loc[group] for group in groups), start=1):
+        top = int(episode.index[np.argmax(scores[episode.index])])
+        ranked = np.argsort(-errors[top], kind="stable")[:TOP_FEATURES]
+        named = ", ".join(f"{feature_names[index]} ({errors[top][index]:.3f})" for index in ranked)
+        seconds = (int(episode["start_ns"].min()) - origin_ns) / 1e9
+        senders = ", ".join(f"{source} ({count})" for source, count in episode["first_source"].value_counts().items())
+        lines.append(
+            f"| {number} | {int(episode['first_frame'].min())} to {int(episode['last_frame'].max())} | {seconds:.1f} "
+            f"| {len(episode)} | {senders} | {scores[episode.index].min():.4g} to {scores[top]:.4g} | {named} |"
+        )
+    return lines
+
+
+def phase_table(metadata: pd.DataFrame) -> list[str]:
+    """Return the Markdown rows that count strictly alternating windows by the source of their first frame.
+
+    The last row counts every window of each group, alternating or not.
+    """
+    groups = {
+        "training windows": metadata["split"] == "train",
+        "normal validation windows": metadata["calibration"],
+        "later normal windows": metadata["later_normal"],
+        "later false alarms": metadata["later_false_alarm"],
+    }
+    alternating = metadata[metadata["alternating_source"].notna()]
+    lines = ["| first frame from | " + " | ".join(groups) + " |", "| --- |" + " --- |" * len(groups)]
+    for source in sorted(alternating["alternating_source"].unique()):
+        counts = [int((groups[name] & (metadata["alternating_source"] == source)).sum()) for name in groups]
+        if not any(counts):
+            continue
+        lines.append(f"| {source} | " + " | ".join(str(count) for count in counts) + " |")
+    totals = [int(mask.sum()) for mask in groups.values()]
+    lines.append("| (all windows) | " + " | ".join(str(total) for total in totals) + " |")
+    return lines
+
+
+def split_frames(metadata: pd.DataFrame) -> str:
+    """Return the frame range that each split's windows cover, for reading the mixed capture in Wireshark."""
+    ranges = metadata.groupby("split").agg(first=("first_frame", "min"), last=("last_frame", "max"))
+    return ", ".join(f"{split} {int(ranges.loc[split, 'first'])} to {int(ranges.loc[split, 'last'])}"
+                     for split in ("train", "validation", "test") if split in ranges.index)
+
+
+def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work: Path, settings: mixes.Settings,
+            save_mix: Path | None = None) -> str:
+    """Build one mix, train the Conv1D model, and return the report on its later-period false alarms.
+
+    With ``save_mix``, the mixed capture and its labels file are copied into that
+    folder, so that the frames the report names can be read with tshark or Wireshark.
+    """
+    from flows.score_windows import feature_errors
+    from models.scoring import reconstruction_errors
+    from models.training import TrainingConfig, train_autoencoder
+
+    background = captures / mix.background
+    offset_s = mixes.attack_offset_s(background, captures / mix.attack, settings)
+    (work / "input").mkdir(parents=True)
+    mixed = mixes.mix_captures(background, captures / mix.attack, work / "input" / f"{mix.name}.pcapng",
+                               offset_s=offset_s, remap=remap, attack_name=mix.attack_name)
+    if save_mix is not None:
+        save_mix.mkdir(parents=True, exist_ok=True)
+        for path in (mixed.capture_path, mixed.labels_path):
+            shutil.copy2(path, save_mix / Path(path).name)
+    reader, capture_id, windows = mixes.build_window_set(spark, work / "store", mixed.capture_path, mixed.labels_path, settings)
+    store = mixes.open_store(f"file://{work / 'store'}")
+    packets = (
+        mixes.read_packet_table(spark, store, output_prefix="lake/packets/", capture_ids=[capture_id])
+        .select("frame_number", "timestamp_ns", "src_addr").toPandas()
+    )
+
+    config = TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
+                            learning_rate=settings.learning_rate, seed=settings.seed, lstm_units=settings.lstm_units)
+    model, _history = train_autoencoder(KIND, reader, config, log=logger)
+    scores = reconstruction_errors(model, reader.iter_windows())
+    metadata = reader.metadata()
+    threshold = fit_threshold(method, calibration_scores(metadata, scores), k=settings.threshold_k,
+                              target_false_alarm_rate=settings.target_false_alarm_rate,
+                              pot_initial_quantile=settings.pot_initial_quantile)
+
+    labels = pd.to_numeric(metadata["label"], errors="coerce").fillna(0).to_numpy(int)
+    later_normal = (metadata["split"] == "test").to_numpy() & (labels == 0)
+    flagged = threshold.flag(scores)
+    metadata = metadata.assign(
+        later_normal=later_normal, later_false_alarm=later_normal & flagged,
+        calibration=(metadata["split"] == "validation").to_numpy() & (labels == 0),
+    )
+    metadata = metadata.join(window_sources(metadata, packets))
+    positions = np.flatnonzero(metadata["later_false_alarm"].to_numpy())
+    errors = dict(zip(positions.tolist(), feature_errors(model, reader, positions)))
+
+    lines = [
+        f"## {mix.name} ({remap}), {KIND}, `{method}` threshold {threshold.value:.4g}, seed {settings.seed}",
+        "",
+        f"Later-period false alarms: {len(positions)} of {int(later_normal.sum())} normal windows.",
+        f"Frames of the mixed capture per split: {split_frames(metadata)}.",
+        "",
+        *episode_table(metadata, scores, errors, windows.feature_names, int(packets["timestamp_ns"].min())),
+        "",
+        "Strictly alternating windows, by the source of their first frame:",
+        "",
+        *phase_table(metadata),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Explain the later-period false alarms of one mix."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
+                        help="folder of the public captures")
+    parser.add_argument("--mix", required=True, choices=[mix.name for mix in mixes.MIXES], help="the mix to explain")
+    parser.add_argument("--remap", default="auto", choices=["auto", "none"], help="remap mode of the mix")
+    parser.add_argument("--method", default=mixes.TARGET_METHOD, choices=THRESHOLD_METHODS, help="threshold method")
+    parser.add_argument("--window-stride", type=int, default=4, help="frames between window starts")
+    parser.add_argument("--training-window-stride", type=int, default=None,
+                        help="frames between training window starts (default: the window stride)")
+    parser.add_argument("--learning-rate", type=float, default=0.005, help="Adam learning rate")
+    parser.add_argument("--seed", type=int, default=mixes.Settings.seed, help="seed of the model")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables to this Markdown file")
+    parser.add_argument("--save-mix", type=Path, default=None,
+                        help="copy the mixed capture and its labels file into this folder, to read its frames in Wireshark")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in ("py4j", "pyspark"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not args.captures.is_dir():
+        parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
+    try:
+        mixes.check_training_window_stride(args.training_window_stride, args.window_stride)
+    except ValueError as error:
+        parser.error(f"--training-window-stride: {error}")
+    settings = mixes.Settings(window_stride=args.window_stride, training_window_stride=args.training_window_stride,
+                              learning_rate=args.learning_rate, seed=args.seed)
+    mix = next(candidate for candidate in mixes.MIXES if candidate.name == args.mix)
+
+    from spark_jobs.session import get_spark
+
+    spark = get_spark(master="local[2]", driver_memory="2g", shuffle_partitions=4)
+    with tempfile.TemporaryDirectory(prefix="netae-explain-") as work:
+        report = explain(spark, mix, args.remap, args.method, args.captures, Path(work), settings, save_mix=args.save_mix)
+    spark.stop()
+    print(report)
+    if args.out:
+        args.out.write_text(report, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
