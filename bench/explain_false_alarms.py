@@ -12,11 +12,11 @@ own), and prints two Markdown tables:
   window's first frame. It also gives the lowest and highest score, and the
   features with the largest reconstruction error in the highest-scoring window.
 * the direction of strictly alternating windows. A window alternates strictly
-  when its frames go back and forth between two addresses. For each address
-  that sends the first frame of such windows, the table counts the training
+  when its frames go back and forth between two addresses. Each row is an
+  address that sends the first frame of such windows, and counts the training
   windows, the normal validation windows, the later normal windows and the later
-  false alarms, which shows whether the model was trained on one phase of an
-  exchange only.
+  false alarms that start with it. Together they show whether the model was
+  trained on one phase of an exchange only.
 
 It reads the test labels, so it explains a result and sets nothing. Run from the
 repository root::
@@ -125,7 +125,11 @@ def phase_table(metadata: pd.DataFrame) -> list[str]:
 
 
 def split_frames(metadata: pd.DataFrame) -> str:
-    """Return the frame range that each split's windows cover, for reading the mixed capture in Wireshark."""
+    """Return the frame range that each split's windows cover, for reading the mixed capture in Wireshark.
+
+    A few frames between two splits, and at the end, belong to no window, so
+    they fall outside every range.
+    """
     ranges = metadata.groupby("split").agg(first=("first_frame", "min"), last=("last_frame", "max"))
     return ", ".join(f"{split} {int(ranges.loc[split, 'first'])} to {int(ranges.loc[split, 'last'])}"
                      for split in ("train", "validation", "test") if split in ranges.index)
@@ -182,7 +186,7 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
         f"## {mix.name} ({remap}), {KIND}, `{method}` threshold {threshold.value:.4g}, seed {settings.seed}",
         "",
         f"Later-period false alarms: {len(positions)} of {int(later_normal.sum())} normal windows.",
-        f"Frames of the mixed capture per split: {split_frames(metadata)}.",
+        f"Frames of the mixed capture that each split's windows cover: {split_frames(metadata)}.",
         "",
         *episode_table(metadata, scores, errors, windows.feature_names, int(packets["timestamp_ns"].min())),
         "",
@@ -196,17 +200,21 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
 
 def main(argv: list[str] | None = None) -> int:
     """Explain the later-period false alarms of one mix."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description="List the later-period false alarms of one labelled mix. Trains the Conv1D model with the "
+        "settings of docs/evaluation.md and reads the test labels, so it explains a result and sets nothing.",
+    )
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
-                        help="folder of the public captures")
-    parser.add_argument("--mix", required=True, choices=[mix.name for mix in mixes.MIXES], help="the mix to explain")
-    parser.add_argument("--remap", default="auto", choices=["auto", "none"], help="remap mode of the mix")
-    parser.add_argument("--method", default=mixes.TARGET_METHOD, choices=THRESHOLD_METHODS, help="threshold method")
-    parser.add_argument("--window-stride", type=int, default=4, help="frames between window starts")
+                        help="folder of the public captures (default: ../shared/captures beside the repository)")
+    parser.add_argument("--mix", required=True, choices=[mix.name for mix in mixes.MIXES + mixes.EXTRA_MIXES],
+                        help="the mix to explain")
+    parser.add_argument("--remap", default="auto", choices=["auto", "none"], help="remap mode of the mix (default: auto)")
+    parser.add_argument("--method", default=mixes.TARGET_METHOD, choices=THRESHOLD_METHODS, help=f"threshold method (default: {mixes.TARGET_METHOD})")
+    parser.add_argument("--window-stride", type=int, default=4, help="frames between window starts (default: 4)")
     parser.add_argument("--training-window-stride", type=int, default=None,
                         help="frames between training window starts (default: the window stride)")
-    parser.add_argument("--learning-rate", type=float, default=0.005, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=mixes.Settings.seed, help="seed of the model")
+    parser.add_argument("--learning-rate", type=float, default=0.005, help="Adam learning rate (default: 0.005)")
+    parser.add_argument("--seed", type=int, default=mixes.Settings.seed, help=f"seed of the model (default: {mixes.Settings.seed})")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this Markdown file")
     parser.add_argument("--save-mix", type=Path, default=None,
                         help="copy the mixed capture and its labels file into this folder, to read its frames in Wireshark")
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--training-window-stride: {error}")
     settings = mixes.Settings(window_stride=args.window_stride, training_window_stride=args.training_window_stride,
                               learning_rate=args.learning_rate, seed=args.seed)
-    mix = next(candidate for candidate in mixes.MIXES if candidate.name == args.mix)
+    (mix,) = mixes.chosen_mixes([args.mix])
 
     from spark_jobs.session import get_spark
 
