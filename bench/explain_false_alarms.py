@@ -201,8 +201,10 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
 def main(argv: list[str] | None = None) -> int:
     """Explain the later-period false alarms of one mix."""
     parser = argparse.ArgumentParser(
-        description="List the later-period false alarms of one labelled mix. Trains the Conv1D model with the "
-        "settings of docs/evaluation.md and reads the test labels, so it explains a result and sets nothing.",
+        description="List the later-period false alarms of one labelled mix (normal windows of the test split "
+        "that the threshold flags) and print two Markdown tables to stdout: the episodes of those false alarms, and "
+        "strictly alternating windows counted by the address of their first frame. Trains the Conv1D model with "
+        "the settings of docs/evaluation.md and reads the test labels, so it explains a result and sets nothing.",
     )
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
                         help="folder of the public captures (default: ../shared/captures beside the repository)")
