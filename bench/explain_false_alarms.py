@@ -101,10 +101,21 @@ def episode_table(metadata: pd.DataFrame, scores: np.ndarray, errors: dict[int, 
     return lines
 
 
-def phase_table(metadata: pd.DataFrame) -> list[str]:
+def usual_ports(packets: pd.DataFrame) -> dict[str, int]:
+    """Return the most frequent source port of each address, which tells a server (a well-known port)
+    from a client in the tables."""
+    ported = packets.dropna(subset=["src_addr", "src_port"])
+    if ported.empty:
+        return {}
+    return {str(address): int(ports.mode().iloc[0]) for address, ports in ported.groupby("src_addr")["src_port"]}
+
+
+def phase_table(metadata: pd.DataFrame, ports: dict[str, int]) -> list[str]:
     """Return the Markdown rows that count strictly alternating windows by the source of their first frame.
 
-    The last row counts every window of each group, alternating or not.
+    Each address comes with its most frequent source port from ``ports``, so a
+    reader can tell the server's replies from the client's requests. The last
+    row counts every window of each group, alternating or not.
     """
     groups = {
         "training windows": metadata["split"] == "train",
@@ -118,7 +129,8 @@ def phase_table(metadata: pd.DataFrame) -> list[str]:
         counts = [int((groups[name] & (metadata["alternating_source"] == source)).sum()) for name in groups]
         if not any(counts):
             continue
-        lines.append(f"| {source} | " + " | ".join(str(count) for count in counts) + " |")
+        port = f" (usually from port {ports[source]})" if source in ports else ""
+        lines.append(f"| {source}{port} | " + " | ".join(str(count) for count in counts) + " |")
     totals = [int(mask.sum()) for mask in groups.values()]
     lines.append("| (all windows) | " + " | ".join(str(total) for total in totals) + " |")
     return lines
@@ -159,7 +171,7 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
     store = mixes.open_store(f"file://{work / 'store'}")
     packets = (
         mixes.read_packet_table(spark, store, output_prefix="lake/packets/", capture_ids=[capture_id])
-        .select("frame_number", "timestamp_ns", "src_addr").toPandas()
+        .select("frame_number", "timestamp_ns", "src_addr", "src_port").toPandas()
     )
 
     config = TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
@@ -192,7 +204,7 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
         "",
         "Strictly alternating windows, by the source of their first frame:",
         "",
-        *phase_table(metadata),
+        *phase_table(metadata, usual_ports(packets)),
         "",
     ]
     return "\n".join(lines)
