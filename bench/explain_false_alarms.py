@@ -102,8 +102,11 @@ def episode_table(metadata: pd.DataFrame, scores: np.ndarray, errors: dict[int, 
 
 
 def usual_ports(packets: pd.DataFrame) -> dict[str, int]:
-    """Return the most frequent source port of each address, which tells a server (a well-known port)
-    from a client in the tables."""
+    """Return the most frequent source port of each address.
+
+    A server usually sends from its well-known port, so the port separates a
+    server from its clients in the tables.
+    """
     ported = packets.dropna(subset=["src_addr", "src_port"])
     if ported.empty:
         return {}
