@@ -46,7 +46,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from flows.mixing import mix_captures  # noqa: E402
+from flows.mixing import MixResult, mix_captures  # noqa: E402
 from models.baselines import IsolationForestDetector, ZScoreDetector, stack_windows  # noqa: E402
 from models.datasets import WindowReader, normal_windows_of  # noqa: E402
 from models.metrics import AttackSpan, alarm_episodes, binary_metrics, false_alarm_rate, oracle_metrics, per_attack_metrics, ranking_metrics  # noqa: E402
@@ -56,7 +56,7 @@ from objectstore import open_store  # noqa: E402
 from spark_jobs.captures import discover_captures  # noqa: E402
 from spark_jobs.extract_packets import extract_packets, read_packet_table  # noqa: E402
 from spark_jobs.features import FEATURE_SET_NAMES, WINDOW_MODES, check_training_window_stride  # noqa: E402
-from spark_jobs.windows import assign_splits, build_windows, fit_on_training_split  # noqa: E402
+from spark_jobs.windows import WindowSet, assign_splits, build_windows, fit_on_training_split  # noqa: E402
 
 logger = logging.getLogger("evaluate_mixes")
 
@@ -172,13 +172,60 @@ def build_window_set(spark, folder: Path, capture: Path, labels: Path, settings:
     return reader, capture_ids[0], windows
 
 
+@dataclass(frozen=True)
+class BuiltMix:
+    """One mix, written as a capture, decoded and cut into windows under one work folder."""
+
+    mix: Mix
+    mixed: MixResult
+    offset_s: float
+    reader: WindowReader
+    capture_id: str
+    windows: WindowSet
+    store_folder: Path
+
+    @property
+    def spans(self) -> list[AttackSpan]:
+        """Return the attack's frame ranges in the mixed capture, for the per-attack metrics."""
+        return [AttackSpan(self.capture_id, self.mix.attack_name, first, last, self.mixed.attack_start_ns)
+                for first, last in self.mixed.ranges]
+
+
+def build_mix(spark, mix: Mix, remap: str, captures: Path, folder: Path, settings: Settings) -> BuiltMix:
+    """Inject the attack into the background inside the test split, then decode the mix and cut its windows.
+
+    Args:
+        folder: a new work folder; the mix goes to ``input/`` and the store to ``store/`` inside it.
+    """
+    background = captures / mix.background
+    offset_s = attack_offset_s(background, captures / mix.attack, settings)
+    (folder / "input").mkdir(parents=True)
+    mixed = mix_captures(background, captures / mix.attack, folder / "input" / f"{mix.name}.pcapng",
+                         offset_s=offset_s, remap=remap, attack_name=mix.attack_name)
+    store_folder = folder / "store"
+    reader, capture_id, windows = build_window_set(spark, store_folder, mixed.capture_path, mixed.labels_path, settings)
+    return BuiltMix(mix, mixed, offset_s, reader, capture_id, windows, store_folder)
+
+
+def training_config(settings: Settings):
+    """Return the autoencoders' training configuration for ``settings``."""
+    from models.training import TrainingConfig
+
+    return TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
+                          learning_rate=settings.learning_rate, seed=settings.seed, lstm_units=settings.lstm_units)
+
+
+def window_labels(metadata: pd.DataFrame) -> np.ndarray:
+    """Return the label of each window as 0 or 1; an unlabelled window counts as normal."""
+    return pd.to_numeric(metadata["label"], errors="coerce").fillna(0).to_numpy(int)
+
+
 def score_detectors(reader: WindowReader, settings: Settings) -> dict[str, np.ndarray]:
     """Train or fit every detector on normal training windows; returns scores of all windows."""
     from models.scoring import reconstruction_errors
-    from models.training import TrainingConfig, train_autoencoder
+    from models.training import train_autoencoder
 
-    config = TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
-                            learning_rate=settings.learning_rate, seed=settings.seed, lstm_units=settings.lstm_units)
+    config = training_config(settings)
     scores: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for kind in AUTOENCODERS:
@@ -196,7 +243,7 @@ def score_detectors(reader: WindowReader, settings: Settings) -> dict[str, np.nd
 
 def evaluate(metadata: pd.DataFrame, scores: np.ndarray, spans: list[AttackSpan], settings: Settings) -> dict:
     """Calibrate every threshold method on normal validation windows and measure it on evaluation windows."""
-    labels = pd.to_numeric(metadata["label"], errors="coerce").fillna(0).to_numpy(int)
+    labels = window_labels(metadata)
     evaluation = ((metadata["split"] == "test") | (labels == 1)).to_numpy()
     held_out_normal = ((metadata["split"] == "test") & (labels == 0)).to_numpy()
     normal_validation = calibration_scores(metadata, scores)
@@ -232,25 +279,18 @@ def evaluate(metadata: pd.DataFrame, scores: np.ndarray, spans: list[AttackSpan]
 
 def run_mix(spark, mix: Mix, remap: str, captures: Path, work: Path, settings: Settings) -> dict:
     """Build one mix, run every detector on it and return its results."""
-    folder = work / f"{mix.name}-{remap}"
-    folder.mkdir(parents=True)
-    background = captures / mix.background
-    offset_s = attack_offset_s(background, captures / mix.attack, settings)
-    (folder / "input").mkdir()
-    mixed = mix_captures(background, captures / mix.attack, folder / "input" / f"{mix.name}.pcapng",
-                         offset_s=offset_s, remap=remap, attack_name=mix.attack_name)
-    reader, capture_id, windows = build_window_set(spark, folder / "store", mixed.capture_path, mixed.labels_path, settings)
-    metadata = reader.metadata()
-    spans = [AttackSpan(capture_id, mix.attack_name, first, last, mixed.attack_start_ns) for first, last in mixed.ranges]
+    built = build_mix(spark, mix, remap, captures, work / f"{mix.name}-{remap}", settings)
+    mixed = built.mixed
+    metadata = built.reader.metadata()
 
     started = time.perf_counter()
-    scores = score_detectors(reader, settings)
+    scores = score_detectors(built.reader, settings)
     result = {
         "mix": mix.name, "remap": remap, "background": mix.background, "attack": mix.attack,
-        "attack_name": mix.attack_name, "offset_s": offset_s, "frames": mixed.frames,
-        "injected_frames": mixed.injected_frames, "address_map": mixed.address_map, "window_counts": windows.counts,
+        "attack_name": mix.attack_name, "offset_s": built.offset_s, "frames": mixed.frames,
+        "injected_frames": mixed.injected_frames, "address_map": mixed.address_map, "window_counts": built.windows.counts,
         "split_seconds": split_seconds(metadata),
-        "detectors": {kind: evaluate(metadata, scores[kind], spans, settings) for kind in DETECTORS},
+        "detectors": {kind: evaluate(metadata, scores[kind], built.spans, settings) for kind in DETECTORS},
         "seconds": time.perf_counter() - started,
     }
     return result

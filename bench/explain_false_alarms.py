@@ -159,34 +159,28 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
     """
     from flows.score_windows import feature_errors
     from models.scoring import reconstruction_errors
-    from models.training import TrainingConfig, train_autoencoder
+    from models.training import train_autoencoder
 
-    background = captures / mix.background
-    offset_s = mixes.attack_offset_s(background, captures / mix.attack, settings)
-    (work / "input").mkdir(parents=True)
-    mixed = mixes.mix_captures(background, captures / mix.attack, work / "input" / f"{mix.name}.pcapng",
-                               offset_s=offset_s, remap=remap, attack_name=mix.attack_name)
+    built = mixes.build_mix(spark, mix, remap, captures, work, settings)
     if save_mix is not None:
         save_mix.mkdir(parents=True, exist_ok=True)
-        for path in (mixed.capture_path, mixed.labels_path):
+        for path in (built.mixed.capture_path, built.mixed.labels_path):
             shutil.copy2(path, save_mix / Path(path).name)
-    reader, capture_id, windows = mixes.build_window_set(spark, work / "store", mixed.capture_path, mixed.labels_path, settings)
-    store = mixes.open_store(f"file://{work / 'store'}")
+    store = mixes.open_store(f"file://{built.store_folder}")
     packets = (
-        mixes.read_packet_table(spark, store, output_prefix="lake/packets/", capture_ids=[capture_id])
+        mixes.read_packet_table(spark, store, output_prefix="lake/packets/", capture_ids=[built.capture_id])
         .select("frame_number", "timestamp_ns", "src_addr", "src_port").toPandas()
     )
 
-    config = TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
-                            learning_rate=settings.learning_rate, seed=settings.seed, lstm_units=settings.lstm_units)
-    model, _history = train_autoencoder(KIND, reader, config, log=logger)
+    reader = built.reader
+    model, _history = train_autoencoder(KIND, reader, mixes.training_config(settings), log=logger)
     scores = reconstruction_errors(model, reader.iter_windows())
     metadata = reader.metadata()
     threshold = fit_threshold(method, calibration_scores(metadata, scores), k=settings.threshold_k,
                               target_false_alarm_rate=settings.target_false_alarm_rate,
                               pot_initial_quantile=settings.pot_initial_quantile)
 
-    labels = pd.to_numeric(metadata["label"], errors="coerce").fillna(0).to_numpy(int)
+    labels = mixes.window_labels(metadata)
     later_normal = (metadata["split"] == "test").to_numpy() & (labels == 0)
     flagged = threshold.flag(scores)
     metadata = metadata.assign(
@@ -203,7 +197,7 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
         f"Later-period false alarms: {len(positions)} of {int(later_normal.sum())} normal windows.",
         f"Frames of the mixed capture that each split's windows cover: {split_frames(metadata)}.",
         "",
-        *episode_table(metadata, scores, errors, windows.feature_names, int(packets["timestamp_ns"].min())),
+        *episode_table(metadata, scores, errors, built.windows.feature_names, int(packets["timestamp_ns"].min())),
         "",
         "Strictly alternating windows, by the source of their first frame:",
         "",

@@ -48,7 +48,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import evaluate_mixes as mixes  # noqa: E402
 
 from models.datasets import WindowReader  # noqa: E402
-from models.metrics import AttackSpan  # noqa: E402
 from models.thresholds import calibration_scores  # noqa: E402
 
 logger = logging.getLogger("phase_variants")
@@ -122,11 +121,9 @@ def min_over_phases(metadata: pd.DataFrame, scores: np.ndarray, width: int) -> n
 def train_and_score(train_reader: WindowReader, score_reader: WindowReader, settings: mixes.Settings) -> np.ndarray:
     """Train the Conv1D autoencoder on ``train_reader`` and return the scores of every window of ``score_reader``."""
     from models.scoring import reconstruction_errors
-    from models.training import TrainingConfig, train_autoencoder
+    from models.training import train_autoencoder
 
-    config = TrainingConfig(epochs=settings.epochs, batch_size=settings.batch_size, patience=settings.patience,
-                            learning_rate=settings.learning_rate, seed=settings.seed)
-    model, history = train_autoencoder(KIND, train_reader, config, log=logger)
+    model, history = train_autoencoder(KIND, train_reader, mixes.training_config(settings), log=logger)
     logger.info("%s: %d epochs", KIND, len(history["loss"]))
     return reconstruction_errors(model, score_reader.iter_windows())
 
@@ -140,15 +137,9 @@ def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Pa
     """
     window_stride = GRID_STRIDE if variant == "random-training-phase" else 1
     settings = mixes.Settings(window_stride=window_stride, training_window_stride=1, learning_rate=0.005, seed=seed)
-    folder = work / f"{mix.name}-{variant}-{seed}"
-    (folder / "input").mkdir(parents=True)
-    background = captures / mix.background
-    offset_s = mixes.attack_offset_s(background, captures / mix.attack, mixes.Settings(window_stride=GRID_STRIDE))
-    mixed = mixes.mix_captures(background, captures / mix.attack, folder / "input" / f"{mix.name}.pcapng",
-                               offset_s=offset_s, remap="auto", attack_name=mix.attack_name)
-    reader, capture_id, _windows = mixes.build_window_set(spark, folder / "store", mixed.capture_path, mixed.labels_path, settings)
+    built = mixes.build_mix(spark, mix, "auto", captures, work / f"{mix.name}-{variant}-{seed}", settings)
+    reader, spans = built.reader, built.spans
     metadata = reader.metadata()
-    spans = [AttackSpan(capture_id, mix.attack_name, first, last, mixed.attack_start_ns) for first, last in mixed.ranges]
 
     rows = []
     if variant == "random-training-phase":
@@ -183,7 +174,7 @@ def later_beyond_validation(metadata: pd.DataFrame, scores: np.ndarray, target: 
     (the recall it would give up). It reads the test labels, so it explains a
     result and never sets a threshold.
     """
-    labels = pd.to_numeric(metadata["label"], errors="coerce").fillna(0).to_numpy(int)
+    labels = mixes.window_labels(metadata)
     validation = calibration_scores(metadata, scores)
     later = np.sort(scores[(metadata["split"].to_numpy() == "test") & (labels == 0)])[::-1]
     allowed = int(np.floor(2 * target * len(later)))

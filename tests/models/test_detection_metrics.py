@@ -141,4 +141,3 @@ def test_episode_windows_name_each_episode():
     episodes = alarm_episode_windows(metadata, np.array([True, True, True, True, True, False]))
 
     assert sorted(list(episode) for episode in episodes) == [[0, 3], [1, 2], [4]]
-
