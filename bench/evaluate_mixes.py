@@ -81,7 +81,7 @@ EXTRA_MIXES = (
         "iodine DNS tunnel"),
 )
 """Mixes run only when ``--mixes`` names them. The DNS tunnel's headline background
-spans 176 s, so its later period is short; this background spans 600 s."""
+spans 176 s, so its later period is short. This background spans 600 s."""
 
 
 def chosen_mixes(names: list[str] | None) -> list[Mix]:
@@ -150,7 +150,7 @@ def attack_offset_s(background: Path, attack: Path, settings: Settings) -> float
 
 
 def build_window_set(spark, folder: Path, capture: Path, labels: Path, settings: Settings):
-    """Decode one capture and cut its windows; returns the window reader, the capture id and the window set."""
+    """Decode one capture and cut its windows. Returns the window reader, the capture id and the window set."""
     store = open_store(f"file://{folder}")
     store.put_file(f"captures/{capture.name}", str(capture))
     store.put_file(f"captures/{labels.name}", str(labels))
