@@ -49,8 +49,8 @@ import pandas as pd  # noqa: E402
 from flows.mixing import MixResult, mix_captures  # noqa: E402
 from models.baselines import IsolationForestDetector, ZScoreDetector, stack_windows  # noqa: E402
 from models.datasets import WindowReader, normal_windows_of  # noqa: E402
-from models.metrics import AttackSpan, alarm_episodes, binary_metrics, false_alarm_rate, oracle_metrics, per_attack_metrics, ranking_metrics  # noqa: E402
-from models.threshold_checks import cross_fitted_false_alarm_rate, promised_false_alarm_rate  # noqa: E402
+from models.metrics import AttackSpan, binary_metrics, oracle_metrics, per_attack_metrics, ranking_metrics  # noqa: E402
+from models.threshold_checks import false_alarm_check, keeps_promise  # noqa: E402
 from models.thresholds import THRESHOLD_METHODS, calibration_scores, fit_threshold  # noqa: E402
 from objectstore import open_store  # noqa: E402
 from spark_jobs.captures import discover_captures  # noqa: E402
@@ -245,7 +245,6 @@ def evaluate(metadata: pd.DataFrame, scores: np.ndarray, spans: list[AttackSpan]
     """Calibrate every threshold method on normal validation windows and measure it on evaluation windows."""
     labels = window_labels(metadata)
     evaluation = ((metadata["split"] == "test") | (labels == 1)).to_numpy()
-    held_out_normal = ((metadata["split"] == "test") & (labels == 0)).to_numpy()
     normal_validation = calibration_scores(metadata, scores)
 
     result = {"ranking": ranking_metrics(labels[evaluation], scores[evaluation]), "thresholds": {}}
@@ -256,18 +255,13 @@ def evaluate(metadata: pd.DataFrame, scores: np.ndarray, spans: list[AttackSpan]
         )
         flagged = threshold.flag(scores)
         metrics = binary_metrics(labels[evaluation], flagged[evaluation])
-        metrics["false_alarm_rate_held_out"] = false_alarm_rate(labels[held_out_normal], flagged[held_out_normal])
-        metrics["held_out_normal_windows"] = int(held_out_normal.sum())
-        metrics["held_out_episodes"] = alarm_episodes(metadata[held_out_normal], flagged[held_out_normal])
-        rate, windows = cross_fitted_false_alarm_rate(
-            metadata, scores, method, k=settings.threshold_k, target_false_alarm_rate=settings.target_false_alarm_rate,
-            pot_initial_quantile=settings.pot_initial_quantile,
-        )
-        metrics["false_alarm_rate_cross_fitted"] = rate
-        metrics["cross_fitted_windows"] = windows
-        metrics["promised_false_alarm_rate"] = promised_false_alarm_rate(
-            method, k=settings.threshold_k, target_false_alarm_rate=settings.target_false_alarm_rate
-        )
+        check = false_alarm_check(metadata, scores, threshold)
+        metrics["false_alarm_rate_held_out"] = check["later_period"]["rate"]
+        metrics["held_out_normal_windows"] = check["later_period"]["windows"]
+        metrics["held_out_episodes"] = check["later_period"]["episodes"]
+        metrics["false_alarm_rate_cross_fitted"] = check["same_period"]["rate"]
+        metrics["cross_fitted_windows"] = check["same_period"]["windows"]
+        metrics["promised_false_alarm_rate"] = check["promised_rate"]
         metrics["attacks"] = per_attack_metrics(metadata[evaluation].reset_index(drop=True), flagged[evaluation], spans)
         metrics["threshold"] = threshold.to_json()
         result["thresholds"][method] = metrics
@@ -471,14 +465,9 @@ def _episodes(metrics: dict) -> str:
     return f" ({episodes} episode{'s' if episodes > 1 else ''})"
 
 
-def _within_twice(rate: float, promised: float) -> bool:
-    """Return whether a measured false-alarm rate keeps its promise, read as at most twice the promised rate."""
-    return rate <= 2 * promised
-
-
 def _kept(rate: float | None, promised: float | None) -> str:
     """Return a mark for a rate above twice the promise, else nothing."""
-    if rate is None or promised is None or _within_twice(rate, promised):
+    if rate is None or promised is None or keeps_promise(rate, promised):
         return ""
     return " (above 2x)"
 
@@ -487,7 +476,7 @@ def _false_alarm_entry(period: str, rate: float | None, promised: float | None) 
     """Return whether a measured false-alarm rate is within twice its promise, in words."""
     if rate is None or promised is None:
         return f"{period} false alarms not measured"
-    if _within_twice(rate, promised):
+    if keeps_promise(rate, promised):
         return f"{period} false alarms within 2x"
     return f"{period} false alarms missed: {rate:.3f} against at most {2 * promised:.3f}"
 

@@ -266,6 +266,10 @@ def _print_outcome(settings: NetaeSettings, manifest: dict) -> None:
     for kind, values in manifest["metrics"].items():
         summary = ", ".join(f"{name} {values[name]:.3f}" for name in ("accuracy", "precision", "recall", "f1") if name in values)
         typer.echo(f"{kind}: {summary or 'no labels'}; flagged share {values['flagged_share']:.3f}")
+        if values.get("false_alarms"):
+            from models.threshold_checks import describe_false_alarm_check
+
+            typer.echo(f"{kind} false alarms: {describe_false_alarm_check(values['false_alarms'])}")
     report = store.location(manifest["report"])
     typer.echo(f"report: {report}")
 

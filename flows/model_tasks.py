@@ -21,6 +21,7 @@ from models.baselines import evaluate_baselines
 from models.champion import PromotionDecision, decide_promotion, read_champion
 from models.metrics import AttackSpan, binary_metrics, flagged_share, oracle_metrics, per_attack_metrics, ranking_metrics
 from models.scoring import reconstruction_errors
+from models.threshold_checks import describe_false_alarm_check, false_alarm_check
 from models.thresholds import Threshold, fit_threshold
 from models.training import TrainingConfig, train_autoencoder
 from spark_jobs.windows import WindowSet
@@ -90,7 +91,9 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     confusion matrix, ROC-AUC and PR-AUC, recall and detection delay per
     attack named in the labels files, and under ``oracle`` the same metrics at
     the best-F1 threshold chosen with those labels, as a reference only.
-    Without labels: the share of windows flagged. The metrics also hold the
+    Without labels: the share of windows flagged. ``false_alarms`` contains
+    the threshold's promised false-alarm rate and the rates measured on normal
+    windows (see ``check_false_alarms``). The metrics also hold the
     baselines' results (unless ``run_baselines`` is off) and the champion
     decision (``promotion``). The scores go to ``evaluation.parquet`` in the
     model folder for the report.
@@ -118,6 +121,7 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     metrics["flagged_share"] = flagged_share(flagged)
     metrics["evaluated_windows"] = int(len(metadata))
     metrics["threshold_method"] = threshold.method
+    metrics["false_alarms"] = check_false_alarms(model, reader, metadata, scores, threshold, kind, log)
     spans = attack_spans(settings, sorted(windows.frames_per_capture))
     if spans and labelled.any():
         metrics["attacks"] = per_attack_metrics(metadata, flagged, spans)
@@ -134,6 +138,32 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     summary = {name: metrics[name] for name in ("accuracy", "precision", "recall", "f1") if name in metrics}
     log.info("%s on %d evaluation windows: flagged %.1f%%, %s", kind, len(metadata), 100 * metrics["flagged_share"], summary)
     return metrics
+
+
+def check_false_alarms(model, reader: WindowReader, metadata: pd.DataFrame, scores: np.ndarray, threshold: Threshold,
+                       kind: str, log) -> dict:
+    """Measure the threshold's false-alarm rate on normal windows beside the rate it promises.
+
+    The same period is the normal validation windows, cross-fitted so that no
+    window is flagged by a threshold calibrated on it. They are scored again
+    here, a pass over about a fifth of the windows. The later period is the
+    test split's windows labelled normal, from the evaluation ``metadata`` and
+    ``scores``. Without labels it has no rate. A rate above twice the promise
+    is logged as a warning, because the threshold then flags more benign
+    traffic than it was set for.
+    """
+    calibration = normal_windows_of("validation")
+    check = false_alarm_check(
+        pd.concat([reader.metadata(calibration), metadata], ignore_index=True),
+        np.concatenate([reconstruction_errors(model, reader.iter_windows(calibration)), scores]),
+        threshold,
+    )
+    log.info("%s false alarms: %s", kind, describe_false_alarm_check(check))
+    broken = [period.replace("_", " ") for period in ("same_period", "later_period") if check[period]["kept"] is False]
+    if broken:
+        log.warning("%s threshold (%s) flags more than twice the false-alarm rate it promises in the %s. Expect more "
+                    "benign alarms than promised (docs/operations.md, Alarm rates)", kind, threshold.method, " and the ".join(broken))
+    return check
 
 
 def load_evaluation(settings: NetaeSettings, model_key: str) -> pd.DataFrame:

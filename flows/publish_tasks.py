@@ -16,6 +16,7 @@ from flows.model_tasks import load_evaluation, scores_array
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from models.champion import PromotionDecision, apply_decision
+from models.threshold_checks import describe_false_alarm_check
 from models.thresholds import Threshold
 from reports import CaptureEntry, ModelSection, ReportInputs, render_report
 from spark_jobs.extract_packets import CaptureStatus, read_packet_table
@@ -59,6 +60,7 @@ def write_report(
                 metrics=report_metrics(metrics[kind]),
                 confusion=metrics[kind].get("confusion"),
                 training_history=store.get_json(folder + "history.json"),
+                false_alarms=metrics[kind].get("false_alarms"),
             )
         )
 
@@ -256,6 +258,10 @@ def metrics_markdown(run_id: str, metrics: dict[str, dict], report_location: str
         names = ("accuracy", "precision", "recall", "f1", "pr_auc")
         cells = [f"{values[name]:.3f}" if values.get(name) is not None else "n/a" for name in names]
         lines.append(f"| {kind} | {' | '.join(cells)} | {values['flagged_share']:.3f} | {values['evaluated_windows']} |")
+    checks = [(kind, values["false_alarms"]) for kind, values in metrics.items() if values.get("false_alarms")]
+    if checks:
+        lines += ["", "False-alarm rate of normal windows against the threshold's promise:"]
+        lines += [f"- {kind}: {describe_false_alarm_check(check)}" for kind, check in checks]
     decisions = [(kind, values["promotion"]) for kind, values in metrics.items() if "promotion" in values]
     if decisions:
         lines += ["", "Champion decisions:"]

@@ -48,6 +48,8 @@ from models.autoencoders import MODEL_KINDS
 from models.datasets import WindowReader
 from models.metrics import binary_metrics, flagged_share
 from models.scoring import reconstruction_errors
+from models.threshold_checks import keeps_promise, threshold_promise
+from models.thresholds import Threshold
 from objectstore import ObjectStore
 from objectstore.base import StorageError
 from reports.inputs import ModelSection
@@ -364,6 +366,12 @@ def write_score_report(
                      f"Its first {len(listed)} frames are listed below.")
     frames = spark_packets.where(F.col("frame_number").isin(listed)).select(*FRAME_COLUMNS).toPandas()
 
+    for kind, table in sorted(scores.items()):
+        note = alarm_rate_note(kind, table["flagged"].to_numpy(bool), Threshold.from_json(champions[kind].threshold))
+        if note is not None:
+            log.warning(note)
+            notes.append(note)
+
     comments: dict[int, list[str]] = {}
     for kind, table in sorted(scores.items()):
         for number, text in frame_comments(kind, table[table["flagged"]], mappings[kind], thresholds[kind]).items():
@@ -479,6 +487,28 @@ def _export(store: ObjectStore, local_capture: str, key: str, comments: dict[int
     store.put_bytes(export_key, buffer.getvalue())
     log.info("Exported %d flagged frames to %s", exported, store.location(export_key))
     return export_key, exported
+
+
+def alarm_rate_note(kind: str, flagged: np.ndarray, threshold: Threshold) -> str | None:
+    """Return a note when a model flags more than twice the share of windows its threshold promises.
+
+    Without labels the flagged share is the only rate known. On benign traffic
+    like the calibration period it stays near the promise, so a share above
+    twice the promise means an attack or benign traffic that changed since
+    training. Returns None for a share within that, or for no windows.
+    """
+    if flagged.size == 0:
+        return None
+    promised = threshold_promise(threshold)
+    share = flagged_share(flagged)
+    if keeps_promise(share, promised):
+        return None
+    return (
+        f"The {kind} model flagged {int(flagged.sum())} of {flagged.size} windows ({share:.1%}), more than twice the "
+        f"{promised:.1%} false-alarm rate its {threshold.method} threshold promises on benign traffic like its "
+        "calibration windows. Either the capture holds anomalies, or its benign traffic differs from the training "
+        "period. If the flagged frames are benign, retrain on recent traffic."
+    )
 
 
 def _model_section(champion: Champion, scores: pd.DataFrame) -> ModelSection:

@@ -15,6 +15,8 @@ keep overlapping windows (length 32, stride 8 overlap their three neighbours)
 in one fold, so no measured window shares frames with a calibration window
 except at block edges. Later traffic, such as a test split, also shows the
 drift since calibration, which no threshold can promise against.
+``false_alarm_check`` measures both periods for one fitted threshold, the way
+the retraining flow and the evaluation benchmark report them.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.thresholds import calibration_mask, fit_threshold
+from models.metrics import alarm_episodes
+from models.thresholds import Threshold, calibration_mask, fit_threshold
 
 # Consecutive windows kept in one fold.
 DEFAULT_BLOCK_WINDOWS = 16
 # Fewer windows per fold than this calibrate no meaningful threshold.
 MIN_FOLD_WINDOWS = 10
+# A measured rate keeps the promise when it is at most this many times the promised rate.
+PROMISE_TOLERANCE = 2.0
 
 
 def promised_false_alarm_rate(method: str, *, k: float = 3.0, target_false_alarm_rate: float = 0.01) -> float:
@@ -102,3 +107,103 @@ def cross_fitted_false_alarm_rate(
         threshold = fit_threshold(method, ordered[fold != measured], **threshold_options)
         flagged += int(threshold.flag(ordered[fold == measured]).sum())
     return flagged / ordered.size, int(ordered.size)
+
+
+def fit_options_of(threshold: Threshold) -> dict:
+    """Return the ``fit_threshold`` options that calibrated ``threshold``, read from its parameters.
+
+    Refitting with them on other normal scores gives a threshold of the same
+    rule, which is what cross-fitting needs.
+
+    Raises:
+        ValueError: for a method that makes no promise, such as the oracle's.
+    """
+    params = threshold.params
+    if threshold.method == "mean_k_std":
+        return {"k": float(params["k"])}
+    if threshold.method == "quantile":
+        return {"target_false_alarm_rate": float(params["target_false_alarm_rate"])}
+    if threshold.method == "pot":
+        return {"target_false_alarm_rate": float(params["target_false_alarm_rate"]),
+                "pot_initial_quantile": float(params["initial_quantile"])}
+    raise ValueError(f"threshold method {threshold.method!r} makes no false-alarm promise; expected mean_k_std, quantile or pot")
+
+
+def threshold_promise(threshold: Threshold) -> float:
+    """Return the false-alarm rate a fitted threshold promises, from its method and parameters.
+
+    Raises:
+        ValueError: for a method that makes no promise, such as the oracle's.
+    """
+    options = fit_options_of(threshold)
+    return promised_false_alarm_rate(
+        threshold.method, k=options.get("k", 3.0), target_false_alarm_rate=options.get("target_false_alarm_rate", 0.01)
+    )
+
+
+def later_period_mask(metadata: pd.DataFrame) -> np.ndarray:
+    """Return True for windows of the ``test`` split labelled normal (label 0). Unlabelled windows are left out."""
+    labelled_normal = pd.to_numeric(metadata["label"], errors="coerce").eq(0).fillna(False).to_numpy(bool)
+    return (metadata["split"] == "test").to_numpy() & labelled_normal
+
+
+def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Threshold) -> dict:
+    """Measure a fitted threshold's false-alarm rate in two periods, beside the rate it promises.
+
+    Args:
+        metadata: window metadata with ``split``, ``label``, ``capture_id``,
+            ``start_ns``, ``first_frame`` and ``last_frame``; row i describes ``scores[i]``.
+        scores: [windows] window scores. Windows of other splits, and anomalous
+            ones, are left out of both measurements.
+        threshold: a threshold of ``mean_k_std``, ``quantile`` or ``pot``.
+
+    Returns:
+        A dict that ``json`` can encode: ``method``, ``promised_rate``, ``tolerance`` and, for
+        ``same_period`` (cross-fitted on the normal validation windows) and
+        ``later_period`` (the test split's windows labelled normal), the
+        ``rate``, the ``windows`` measured and whether the rate is ``kept``
+        (at most ``tolerance`` times the promise). The later period also counts
+        the ``episodes`` its false alarms form. A period with nothing to
+        measure has rate None, 0 windows and kept None.
+
+    Raises:
+        ValueError: when lengths differ or the method makes no promise.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(metadata) != scores.size:
+        raise ValueError(f"metadata has {len(metadata)} rows but there are {scores.size} scores")
+    promised = threshold_promise(threshold)
+    same_rate, same_windows = cross_fitted_false_alarm_rate(metadata, scores, threshold.method, **fit_options_of(threshold))
+
+    later = later_period_mask(metadata)
+    flagged = threshold.flag(scores[later])
+    later_rate = float(flagged.mean()) if flagged.size else None
+    episodes = alarm_episodes(metadata[later], flagged) if flagged.size else 0
+
+    return {
+        "method": threshold.method,
+        "promised_rate": promised,
+        "tolerance": PROMISE_TOLERANCE,
+        "same_period": {"rate": same_rate, "windows": same_windows, "kept": keeps_promise(same_rate, promised)},
+        "later_period": {"rate": later_rate, "windows": int(flagged.size), "episodes": episodes,
+                         "kept": keeps_promise(later_rate, promised)},
+    }
+
+
+def keeps_promise(rate: float | None, promised: float) -> bool | None:
+    """Return whether a measured rate is at most ``PROMISE_TOLERANCE`` times the promise, or None without a rate."""
+    return None if rate is None else bool(rate <= PROMISE_TOLERANCE * promised)
+
+
+def describe_false_alarm_check(check: dict) -> str:
+    """Return a one-line summary of a ``false_alarm_check`` result, for logs, the CLI and run summaries."""
+    periods = []
+    for period in ("same_period", "later_period"):
+        measured = check[period]
+        name = period.replace("_", " ")
+        if measured["rate"] is None:
+            periods.append(f"{name} not measured")
+            continue
+        text = f"{name} {measured['rate']:.3f} of {measured['windows']} windows"
+        periods.append(text if measured["kept"] else text + " (above twice the promise)")
+    return f"promised {check['promised_rate']:.3f} ({check['method']}), " + ", ".join(periods)

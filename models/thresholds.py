@@ -262,7 +262,8 @@ def calibration_scores(metadata: pd.DataFrame, scores: np.ndarray) -> np.ndarray
 def calibration_mask(metadata: pd.DataFrame) -> np.ndarray:
     """Return True for the windows a threshold may be calibrated on (see ``calibration_scores``)."""
     in_validation = (metadata["split"] == "validation").to_numpy()
-    labelled_anomalous = (pd.to_numeric(metadata["label"], errors="coerce") == 1).to_numpy()
+    # fillna covers nullable integer labels, whose comparison gives NA for an unlabelled window.
+    labelled_anomalous = pd.to_numeric(metadata["label"], errors="coerce").eq(1).fillna(False).to_numpy(bool)
     return in_validation & ~labelled_anomalous
 
 

@@ -58,6 +58,10 @@ class ModelSection:
             positive class, or None without labels.
         training_history: Keras history, e.g. {"loss": [...], "val_loss": [...]}, one
             value per epoch. None when the model was not trained in this run.
+        false_alarms: the threshold's promised false-alarm rate beside the
+            rates measured in the calibration period and later, as
+            ``models.threshold_checks.false_alarm_check`` returns them. None
+            when they were not measured.
     """
 
     kind: str
@@ -71,6 +75,7 @@ class ModelSection:
     metrics: dict[str, float]
     confusion: list[list[int]] | None
     training_history: dict[str, list[float]] | None
+    false_alarms: dict | None = None
 
 
 @dataclass

@@ -48,6 +48,47 @@ class MetricsRow:
 
 
 @dataclass(frozen=True)
+class FalseAlarmRow:
+    """One model's promised false-alarm rate beside the rates measured on normal windows."""
+
+    kind: str
+    method: str
+    promised: str
+    same_period: str
+    later_period: str
+
+
+FALSE_ALARM_PERIODS: tuple[str, ...] = ("same_period", "later_period")
+
+
+def false_alarm_row(model: ModelSection) -> FalseAlarmRow | None:
+    """Format one model's false-alarm check, or return None when the model has none."""
+    check = model.false_alarms
+    if check is None:
+        return None
+    cells = {period: _format_measured(check[period], check["promised_rate"], check["tolerance"]) for period in FALSE_ALARM_PERIODS}
+    return FalseAlarmRow(
+        kind=model.kind,
+        method=check["method"],
+        promised=f"{check['promised_rate']:.4f}",
+        same_period=cells["same_period"],
+        later_period=cells["later_period"],
+    )
+
+
+def _format_measured(measured: dict, promised: float, tolerance: float) -> str:
+    """Format a measured rate as "0.0123 of 400 windows", with its episodes and a mark when above the tolerance."""
+    if measured["rate"] is None:
+        return MISSING_VALUE
+    text = f"{measured['rate']:.4f} of {measured['windows']} windows"
+    if measured.get("episodes"):
+        text += f" ({measured['episodes']} episode{'s' if measured['episodes'] != 1 else ''})"
+    if not measured["kept"]:
+        text += f", above {tolerance:g} x {promised:.4f}"
+    return text
+
+
+@dataclass(frozen=True)
 class PacketSummary:
     """Counts and time span of the packet table."""
 

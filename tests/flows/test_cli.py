@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -92,6 +93,7 @@ def test_second_demo_run_skips(tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "conv1d:" in first.stdout
+    assert re.search(r"^conv1d false alarms: promised 0\.100 \(mean_k_std\), same period \d\.\d{3} of \d+ windows", first.stdout, re.M)
 
     second = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 

@@ -60,6 +60,13 @@ def test_demo_sample_run_publishes_every_artifact(tmp_path, demo_sample):
         assert metrics["support_anomalous"] > 0
         assert 0.0 <= metrics["recall"] <= 1.0
         assert metrics["oracle"]["f1"] >= metrics["f1"]
+        check = metrics["false_alarms"]
+        assert check["method"] == "mean_k_std"
+        assert check["promised_rate"] == pytest.approx(1 / (1 + settings.threshold_k**2))
+        assert check["same_period"]["windows"] > 0
+        assert check["later_period"]["windows"] > 0
+        assert check["later_period"]["rate"] is not None
+    assert html.count("data-false-alarms=") == 2
     part = next(key for key in store.iter_keys("lake/packets/") if key.endswith(".parquet"))
     table = pq.read_table(store.root / part)
     assert table.column("label").null_count == 0

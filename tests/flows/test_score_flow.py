@@ -16,6 +16,8 @@ from flows import layout
 from flows.retrain import retrain
 from flows.score import CaptureNotDecodedError, MissingChampionError, ScoreSettings, score
 from flows.settings import NetaeSettings
+from models.threshold_checks import threshold_promise
+from models.thresholds import Threshold
 from reports.pseudonyms import Pseudonymizer
 from tests.tshark_tools import needs_tshark, tshark_fields
 
@@ -114,6 +116,18 @@ def test_report_and_champion_pointers_published(trained_store, scan_summary):
     for kind in ("lstm", "conv1d"):
         assert store.exists(layout.champion_key(kind))
         assert store.exists(f"lake/adhoc/{scan_summary['run_id']}/scores/{kind}.parquet")
+
+
+def test_report_notes_flagged_share_above_promise(trained_store, scan_summary):
+    store = _settings(trained_store).open_store()
+    html = store.get_bytes(scan_summary["report"]).decode("utf-8")
+
+    for kind in ("lstm", "conv1d"):
+        version = store.get_json(layout.champion_key(kind))["version"]
+        threshold = Threshold.from_json(store.get_json(layout.model_prefix(kind, version) + "threshold.json"))
+        share = scan_summary["flagged_windows"][kind] / scan_summary["windows"][kind]
+        noted = f"The {kind} model flagged {scan_summary['flagged_windows'][kind]} of {scan_summary['windows'][kind]} windows" in html
+        assert noted == (share > 2 * threshold_promise(threshold)), f"{kind}: share {share:.3f}"
 
 
 def test_capture_key_in_store_is_scored_without_upload(trained_store):

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.threshold_checks import cross_fitted_false_alarm_rate, promised_false_alarm_rate
+from models.threshold_checks import (
+    cross_fitted_false_alarm_rate,
+    describe_false_alarm_check,
+    false_alarm_check,
+    keeps_promise,
+    promised_false_alarm_rate,
+    threshold_promise,
+)
+from models.thresholds import Threshold, fit_threshold
+from tests.false_alarm_samples import false_alarm_result
 
 
 def _metadata(splits: list[str], labels: list[int]) -> pd.DataFrame:
@@ -15,6 +26,7 @@ def _metadata(splits: list[str], labels: list[int]) -> pd.DataFrame:
         "capture_id": ["c"] * count,
         "start_ns": np.arange(count, dtype=np.int64) * 1_000,
         "first_frame": np.arange(count, dtype=np.int64) * 8 + 1,
+        "last_frame": np.arange(count, dtype=np.int64) * 8 + 32,
         "split": splits,
         "label": labels,
     })
@@ -68,3 +80,66 @@ def test_small_folds_give_no_rate():
     metadata = _metadata(["validation"] * 17, [0] * 17)
 
     assert cross_fitted_false_alarm_rate(metadata, scores, "quantile", block_windows=1) == (None, 0)
+
+
+def test_fitted_threshold_states_its_promise():
+    scores = np.linspace(1.0, 2.0, 200)
+
+    assert threshold_promise(fit_threshold("mean_k_std", scores, k=2.0)) == pytest.approx(0.2)
+    assert threshold_promise(fit_threshold("quantile", scores, target_false_alarm_rate=0.02)) == 0.02
+    assert threshold_promise(fit_threshold("pot", scores, target_false_alarm_rate=0.05)) == 0.05
+    with pytest.raises(ValueError, match="makes no false-alarm promise"):
+        threshold_promise(Threshold(method="oracle_best_f1", value=1.5, params={}))
+
+
+def test_promise_kept_up_to_twice():
+    assert keeps_promise(0.02, 0.01) is True
+    assert keeps_promise(0.0201, 0.01) is False
+    assert keeps_promise(None, 0.01) is None
+
+
+def test_check_measures_both_periods():
+    # 40 normal validation windows, then a test split of 120 windows. Of its
+    # 100 windows labelled normal, 5 consecutive ones score far above every
+    # validation score (one episode). The 10 anomalous windows and the 10
+    # unlabelled ones score high too, but the later period leaves them out.
+    validation = np.linspace(1.0, 2.0, 40)
+    later_normal = np.full(100, 1.5)
+    later_normal[50:55] = 9.0
+    scores = np.concatenate([validation, later_normal, np.full(10, 20.0), np.full(10, 20.0)])
+    metadata = _metadata(["validation"] * 40 + ["test"] * 120, [0] * 140 + [1] * 10 + [0] * 10)
+    metadata["label"] = metadata["label"].astype("Int8")
+    metadata.loc[150:, "label"] = pd.NA
+    threshold = fit_threshold("quantile", validation, target_false_alarm_rate=0.02)
+
+    check = false_alarm_check(metadata, scores, threshold)
+
+    assert check["method"] == "quantile"
+    assert check["promised_rate"] == 0.02
+    same_rate, same_windows = cross_fitted_false_alarm_rate(metadata, scores, "quantile", target_false_alarm_rate=0.02)
+    assert check["same_period"] == {"rate": same_rate, "windows": same_windows, "kept": keeps_promise(same_rate, 0.02)}
+    assert check["later_period"]["windows"] == 100
+    assert check["later_period"]["rate"] == 0.05
+    assert check["later_period"]["episodes"] == 1
+    assert check["later_period"]["kept"] is False
+    assert json.loads(json.dumps(check)) == check
+
+
+def test_check_without_labels_has_no_later_rate():
+    scores = np.linspace(1.0, 3.0, 80)
+    metadata = _metadata(["validation"] * 40 + ["test"] * 40, [0] * 80)
+    metadata["label"] = pd.Series([pd.NA] * 80, dtype="Int8")
+    threshold = fit_threshold("mean_k_std", scores[:40], k=3.0)
+
+    check = false_alarm_check(metadata, scores, threshold)
+
+    assert check["later_period"] == {"rate": None, "windows": 0, "episodes": 0, "kept": None}
+    assert check["same_period"]["windows"] == 40
+
+
+def test_check_summary_line():
+    assert describe_false_alarm_check(false_alarm_result()) == (
+        "promised 0.010 (pot), same period 0.005 of 186 windows, "
+        "later period 0.039 of 155 windows (above twice the promise)"
+    )
+    assert describe_false_alarm_check(false_alarm_result(None, None)).endswith("later period not measured")

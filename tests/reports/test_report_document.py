@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reports import render_report
+from tests.false_alarm_samples import false_alarm_result
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -149,3 +150,29 @@ def test_package_imports_no_heavy_stack():
 
     assert result.stdout.strip() == ""
 
+
+
+def test_false_alarm_table_marks_broken_promise(labelled_inputs, report_builders):
+    labelled_inputs.models[1].false_alarms = false_alarm_result(0.0387, False)
+    document = render_report(labelled_inputs)
+    report = report_builders.parse_report(document)
+
+    assert 'id="false-alarms"' in document
+    assert document.count("data-false-alarms=") == 1
+    assert 'data-false-alarms="conv1d"' in document
+    assert "0.0050 of 186 windows" in report.text
+    assert "0.0387 of 155 windows (1 episode), above 2 x 0.0100" in report.text
+
+
+def test_false_alarm_table_without_later_labels(labelled_inputs, report_builders):
+    labelled_inputs.models[0].false_alarms = false_alarm_result(None, None)
+    document = render_report(labelled_inputs)
+    row = re.search(r'<tr data-false-alarms="lstm">(.*?)</tr>', document).group(1)
+
+    assert "0.0050 of 186 windows" in row
+    assert row.endswith("<td>n/a</td>")
+    assert "above" not in row
+
+
+def test_report_without_false_alarm_checks_has_no_table(labelled_document):
+    assert 'id="false-alarms"' not in labelled_document
