@@ -145,12 +145,13 @@ def check_false_alarms(model, reader: WindowReader, metadata: pd.DataFrame, scor
     """Measure the threshold's false-alarm rate on normal windows beside the rate it promises.
 
     The same period is the normal validation windows, cross-fitted so that no
-    window is flagged by a threshold calibrated on it. They are scored again
-    here, a pass over about a fifth of the windows. The later period is the
+    window is flagged by a threshold calibrated on it. Calibration scored them
+    already, and they are scored again here rather than passed between tasks,
+    which carry store keys only. The later period is the
     test split's windows labelled normal, from the evaluation ``metadata`` and
-    ``scores``. Without labels it has no rate. A rate above twice the promise
-    is logged as a warning, because the threshold then flags more benign
-    traffic than it was set for.
+    ``scores``. Without labels it has no rate. A rate above
+    ``PROMISE_TOLERANCE`` times the promise is logged as a warning, because the
+    threshold then flags more benign traffic than it was set for.
     """
     calibration = normal_windows_of("validation")
     check = false_alarm_check(
@@ -161,8 +162,9 @@ def check_false_alarms(model, reader: WindowReader, metadata: pd.DataFrame, scor
     log.info("%s false alarms: %s", kind, describe_false_alarm_check(check))
     broken = [period.replace("_", " ") for period in ("same_period", "later_period") if check[period]["kept"] is False]
     if broken:
-        log.warning("%s threshold (%s) flags more than twice the false-alarm rate it promises in the %s. Expect more "
-                    "benign alarms than promised (docs/operations.md, Alarm rates)", kind, threshold.method, " and the ".join(broken))
+        log.warning("%s threshold (%s) flags more than %g times the false-alarm rate it promises in the %s. Expect more "
+                    "benign alarms than promised (docs/operations.md, Alarm rates)", kind, threshold.method,
+                    check["tolerance"], " and the ".join(broken))
     return check
 
 

@@ -48,7 +48,7 @@ from models.autoencoders import MODEL_KINDS
 from models.datasets import WindowReader
 from models.metrics import binary_metrics, flagged_share
 from models.scoring import reconstruction_errors
-from models.threshold_checks import keeps_promise, threshold_promise
+from models.threshold_checks import PROMISE_TOLERANCE, keeps_promise, threshold_promise
 from models.thresholds import Threshold
 from objectstore import ObjectStore
 from objectstore.base import StorageError
@@ -490,11 +490,12 @@ def _export(store: ObjectStore, local_capture: str, key: str, comments: dict[int
 
 
 def alarm_rate_note(kind: str, flagged: np.ndarray, threshold: Threshold) -> str | None:
-    """Return a note when a model flags more than twice the share of windows its threshold promises.
+    """Return a note when a model flags more than ``PROMISE_TOLERANCE`` times the share its threshold promises.
 
     Without labels the flagged share is the only rate known. On benign traffic
-    like the calibration period it stays near the promise, so a share above
-    twice the promise means an attack or benign traffic that changed since
+    like the calibration period it stays at or below the promise (for
+    ``mean_k_std``, whose promise is Cantelli's bound, usually far below), so a
+    larger share means anomalies or benign traffic that changed since
     training. Returns None for a share within that, or for no windows.
     """
     if flagged.size == 0:
@@ -504,7 +505,8 @@ def alarm_rate_note(kind: str, flagged: np.ndarray, threshold: Threshold) -> str
     if keeps_promise(share, promised):
         return None
     return (
-        f"The {kind} model flagged {int(flagged.sum())} of {flagged.size} windows ({share:.1%}), more than twice the "
+        f"The {kind} model flagged {int(flagged.sum())} of {flagged.size} windows ({share:.1%}), more than "
+        f"{PROMISE_TOLERANCE:g} times the "
         f"{promised:.1%} false-alarm rate its {threshold.method} threshold promises on benign traffic like its "
         "calibration windows. Either the capture holds anomalies, or its benign traffic differs from the training "
         "period. If the flagged frames are benign, retrain on recent traffic."

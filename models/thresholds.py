@@ -107,7 +107,7 @@ def mean_k_std(normal_scores: np.ndarray, *, k: float = 3.0) -> Threshold:
     )
 
 
-def quantile(normal_scores: np.ndarray, *, target_false_alarm_rate: float = 0.01) -> Threshold:
+def quantile(normal_scores: np.ndarray, *, target_false_alarm_rate: float = 0.01, quiet: bool = False) -> Threshold:
     """Set the threshold at the conformal (1 - rate) quantile of normal-window scores.
 
     The value is the ``ceil((n + 1) * (1 - rate))``-th smallest of the ``n``
@@ -124,6 +124,8 @@ def quantile(normal_scores: np.ndarray, *, target_false_alarm_rate: float = 0.01
         normal_scores: scores of held-out normal windows.
         target_false_alarm_rate: share of normal windows allowed above the
             threshold, in (0, 0.5).
+        quiet: log the too-few-windows case at DEBUG instead of WARNING (see
+            ``fit_threshold``).
 
     Raises:
         ValueError: for no scores, non-finite scores or a rate outside (0, 0.5).
@@ -141,7 +143,7 @@ def quantile(normal_scores: np.ndarray, *, target_false_alarm_rate: float = 0.01
             f"{count} normal windows guarantee a false-alarm rate of at most {1 / (count + 1):.4g}, "
             f"not {target_false_alarm_rate}; at least {math.ceil(1 / target_false_alarm_rate) - 1} are needed"
         )
-        logger.warning("Quantile threshold: %s", params["too_few_windows"])
+        logger.log(_fallback_level(quiet), "Quantile threshold: %s", params["too_few_windows"])
     params["rank"] = int(rank)
     return Threshold(method="quantile", value=float(scores[rank - 1]), params=params)
 
@@ -151,6 +153,7 @@ def peaks_over_threshold(
     *,
     target_false_alarm_rate: float = 0.01,
     initial_quantile: float = 0.8,
+    quiet: bool = False,
 ) -> Threshold:
     """Set the threshold by fitting a generalised Pareto tail to normal-window scores.
 
@@ -171,6 +174,7 @@ def peaks_over_threshold(
         target_false_alarm_rate: modelled share of normal windows above the
             threshold, in (0, 0.5).
         initial_quantile: level of the initial threshold ``t``, in (0.5, 1).
+        quiet: log a fallback at DEBUG instead of WARNING (see ``fit_threshold``).
 
     Raises:
         ValueError: for no scores, non-finite scores, or a parameter out of range.
@@ -198,8 +202,8 @@ def peaks_over_threshold(
     elif target_false_alarm_rate >= tail_share:
         fallback = f"the target rate is not below the share of excesses ({tail_share:.4g})"
     if fallback is not None:
-        logger.warning("Peaks over threshold fell back to the empirical quantile: %s", fallback)
-        empirical = quantile(scores, target_false_alarm_rate=target_false_alarm_rate)
+        logger.log(_fallback_level(quiet), "Peaks over threshold fell back to the empirical quantile: %s", fallback)
+        empirical = quantile(scores, target_false_alarm_rate=target_false_alarm_rate, quiet=quiet)
         return Threshold(method="pot", value=empirical.value, params={**params, "fallback": fallback})
 
     shape, _location, scale = genpareto.fit(excesses, floc=0.0)
@@ -211,6 +215,10 @@ def peaks_over_threshold(
     return Threshold(method="pot", value=float(value), params={**params, "shape": float(shape), "scale": float(scale)})
 
 
+def _fallback_level(quiet: bool) -> int:
+    return logging.DEBUG if quiet else logging.WARNING
+
+
 def fit_threshold(
     method: str,
     normal_scores: np.ndarray,
@@ -218,6 +226,7 @@ def fit_threshold(
     k: float = 3.0,
     target_false_alarm_rate: float = 0.01,
     pot_initial_quantile: float = 0.8,
+    quiet: bool = False,
 ) -> Threshold:
     """Calibrate a threshold of ``method`` on the scores of normal windows.
 
@@ -227,6 +236,10 @@ def fit_threshold(
         k: k of ``mean_k_std``.
         target_false_alarm_rate: target of ``quantile`` and ``pot``.
         pot_initial_quantile: level of the initial threshold of ``pot``.
+        quiet: log fallbacks (too few windows, no Pareto fit) at DEBUG instead
+            of WARNING. Checks that refit on part of the windows set it, so
+            their refits do not read as warnings about the deployed threshold.
+            ``params`` records a fallback either way.
 
     Raises:
         ValueError: for an unknown method, and as the method raises.
@@ -234,10 +247,11 @@ def fit_threshold(
     if method == "mean_k_std":
         return mean_k_std(normal_scores, k=k)
     if method == "quantile":
-        return quantile(normal_scores, target_false_alarm_rate=target_false_alarm_rate)
+        return quantile(normal_scores, target_false_alarm_rate=target_false_alarm_rate, quiet=quiet)
     if method == "pot":
         return peaks_over_threshold(
-            normal_scores, target_false_alarm_rate=target_false_alarm_rate, initial_quantile=pot_initial_quantile
+            normal_scores, target_false_alarm_rate=target_false_alarm_rate, initial_quantile=pot_initial_quantile,
+            quiet=quiet,
         )
     raise ValueError(f"unknown threshold method {method!r}; expected one of {', '.join(THRESHOLD_METHODS)}")
 

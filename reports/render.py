@@ -75,6 +75,7 @@ def render_report(inputs: ReportInputs, *, top_addresses: int = traffic_plots.DE
         "metric_headings": [heading for _, heading in tables.METRIC_COLUMNS],
         "metrics_rows": [tables.metrics_row(model) for model in inputs.models],
         "false_alarm_rows": [row for row in map(tables.false_alarm_row, inputs.models) if row is not None],
+        "promise_tolerance": tables.promise_tolerance(inputs.models),
         "missing_kinds": missing_kinds,
         "captures": inputs.captures,
         "capture_counts": tables.capture_counts(inputs.captures),

@@ -76,6 +76,12 @@ def false_alarm_row(model: ModelSection) -> FalseAlarmRow | None:
     )
 
 
+def promise_tolerance(models: list[ModelSection]) -> str:
+    """Return the tolerance of the models' false-alarm checks as text, such as "2", or "" without a check."""
+    tolerances = sorted({model.false_alarms["tolerance"] for model in models if model.false_alarms is not None})
+    return " or ".join(f"{value:g}" for value in tolerances)
+
+
 def _format_measured(measured: dict, promised: float, tolerance: float) -> str:
     """Format a measured rate as "0.0123 of 400 windows", with its episodes and a mark when above the tolerance."""
     if measured["rate"] is None:

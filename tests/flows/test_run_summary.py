@@ -18,7 +18,7 @@ def test_summary_lists_false_alarm_checks():
 
     assert "False-alarm rate of normal windows against the threshold's promise:" in markdown
     assert ("- conv1d: promised 0.010 (pot), same period 0.005 of 186 windows, "
-            "later period 0.039 of 155 windows (above twice the promise)") in markdown
+            "later period 0.039 of 155 windows (above 2 times the promise)") in markdown
     assert "- lstm:" not in markdown
 
 

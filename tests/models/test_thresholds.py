@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -135,3 +136,18 @@ def test_quantile_with_too_few_windows_takes_the_largest():
 
     assert threshold.value == 50.0
     assert "at least 99 are needed" in threshold.params["too_few_windows"]
+
+
+def test_quiet_fit_logs_fallback_at_debug(caplog):
+    scores = np.arange(1.0, 21.0)
+
+    with caplog.at_level(logging.DEBUG, logger="models.thresholds"):
+        quiet = fit_threshold("pot", scores, target_false_alarm_rate=0.01, quiet=True)
+    assert [record.levelno for record in caplog.records] == [logging.DEBUG, logging.DEBUG]
+    caplog.clear()
+
+    with caplog.at_level(logging.DEBUG, logger="models.thresholds"):
+        loud = fit_threshold("pot", scores, target_false_alarm_rate=0.01)
+    assert [record.levelno for record in caplog.records] == [logging.WARNING, logging.WARNING]
+    assert quiet == loud
+    assert "fallback" in quiet.params
