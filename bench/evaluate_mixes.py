@@ -259,6 +259,7 @@ def evaluate(metadata: pd.DataFrame, scores: np.ndarray, spans: list[AttackSpan]
         metrics["false_alarm_rate_held_out"] = check["later_period"]["rate"]
         metrics["held_out_normal_windows"] = check["later_period"]["windows"]
         metrics["held_out_episodes"] = check["later_period"]["episodes"]
+        metrics["held_out_above_calibration_max"] = check["later_period"]["above_calibration_max"]
         metrics["false_alarm_rate_cross_fitted"] = check["same_period"]["rate"]
         metrics["cross_fitted_windows"] = check["same_period"]["windows"]
         metrics["promised_false_alarm_rate"] = check["promised_rate"]
@@ -434,7 +435,9 @@ def _threshold_tables(results: list[dict], settings: Settings) -> list[str]:
         "  (`models/threshold_checks.py`). This checks the promise itself.",
         "- later period: the test split's normal windows, after the calibration period. This adds the drift of the",
         "  benign traffic since calibration, which no threshold can promise against. In brackets: the episodes",
-        "  those false alarms form (runs of flagged windows that share or touch frames), as an operator sees them.",
+        "  those false alarms form (runs of flagged windows that share or touch frames), as an operator sees them,",
+        "  and the later normal windows that score above every normal validation score. A threshold calibrated on",
+        "  those scores leaves such windows unflagged only by extrapolating past them, as `pot` does.",
         "",
         "A rate is kept when it is at most twice the promise. Precision, recall and F1 are on the evaluation windows.",
         "",
@@ -458,11 +461,18 @@ def _threshold_tables(results: list[dict], settings: Settings) -> list[str]:
 
 
 def _episodes(metrics: dict) -> str:
-    """Return the episode count of the later-period false alarms, when the results have it."""
+    """Return the episodes of the later-period false alarms and the windows above every calibration score.
+
+    Results saved before either count was recorded show what they have.
+    """
+    parts = []
     episodes = metrics.get("held_out_episodes")
-    if not episodes:
-        return ""
-    return f" ({episodes} episode{'s' if episodes > 1 else ''})"
+    if episodes:
+        parts.append(f"{episodes} episode{'s' if episodes > 1 else ''}")
+    beyond = metrics.get("held_out_above_calibration_max")
+    if beyond:
+        parts.append(f"{beyond} above every validation score")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _kept(rate: float | None, promised: float | None) -> str:

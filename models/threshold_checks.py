@@ -167,8 +167,12 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
         the test split's windows labelled normal. Each period gives the
         ``rate``, the ``windows`` measured and whether the rate is ``kept``
         (at most ``tolerance`` times the promise). The later period also counts
-        the ``episodes`` its false alarms form. A period with nothing to
-        measure has rate None, 0 windows and kept None.
+        the ``episodes`` its false alarms form, and the windows
+        ``above_calibration_max``: those scoring above every normal validation
+        score. A threshold calibrated on those scores leaves such a window
+        unflagged only by extrapolating past them, so they mark new traffic
+        rather than a misplaced threshold. A period with nothing to measure has
+        rate None, 0 windows and kept None.
 
     Raises:
         ValueError: when lengths differ or the method makes no promise.
@@ -183,6 +187,8 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
     flagged = threshold.flag(scores[later])
     later_rate = float(flagged.mean()) if flagged.size else None
     episodes = alarm_episodes(metadata[later], flagged) if flagged.size else 0
+    calibration = scores[calibration_mask(metadata)]
+    above_calibration = int(np.count_nonzero(scores[later] > calibration.max())) if calibration.size else 0
 
     return {
         "method": threshold.method,
@@ -190,7 +196,7 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
         "tolerance": PROMISE_TOLERANCE,
         "same_period": {"rate": same_rate, "windows": same_windows, "kept": keeps_promise(same_rate, promised)},
         "later_period": {"rate": later_rate, "windows": int(flagged.size), "episodes": episodes,
-                         "kept": keeps_promise(later_rate, promised)},
+                         "above_calibration_max": above_calibration, "kept": keeps_promise(later_rate, promised)},
     }
 
 

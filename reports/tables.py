@@ -83,12 +83,17 @@ def promise_tolerance(models: list[ModelSection]) -> str:
 
 
 def _format_measured(measured: dict, promised: float, tolerance: float) -> str:
-    """Format a measured rate as "0.0123 of 400 windows", with its episodes and a mark when above the tolerance."""
+    """Format a measured rate as "0.0123 of 400 windows", with its details and a mark when above the tolerance."""
     if measured["rate"] is None:
         return MISSING_VALUE
     text = f"{measured['rate']:.4f} of {measured['windows']} windows"
+    details = []
     if measured.get("episodes"):
-        text += f" ({measured['episodes']} episode{'s' if measured['episodes'] != 1 else ''})"
+        details.append(f"{measured['episodes']} episode{'s' if measured['episodes'] != 1 else ''}")
+    if measured.get("above_calibration_max"):
+        details.append(f"{measured['above_calibration_max']} above every calibration score")
+    if details:
+        text += f" ({', '.join(details)})"
     if not measured["kept"]:
         text += f", above {tolerance:g} x {promised:.4f}"
     return text

@@ -11,5 +11,6 @@ def false_alarm_result(later_rate: float | None = 0.039, later_kept: bool | None
         "tolerance": 2.0,
         "same_period": {"rate": 0.005, "windows": 186, "kept": True},
         "later_period": {"rate": later_rate, "windows": 155 if later_rate is not None else 0,
-                         "episodes": 1 if later_rate else 0, "kept": later_kept},
+                         "episodes": 1 if later_rate else 0, "above_calibration_max": 4 if later_rate else 0,
+                         "kept": later_kept},
     }

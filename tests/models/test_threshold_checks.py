@@ -123,6 +123,7 @@ def test_check_measures_both_periods():
     assert check["later_period"]["windows"] == 100
     assert check["later_period"]["rate"] == 0.05
     assert check["later_period"]["episodes"] == 1
+    assert check["later_period"]["above_calibration_max"] == 5
     assert check["later_period"]["kept"] is False
     assert json.loads(json.dumps(check)) == check
 
@@ -135,7 +136,7 @@ def test_check_without_labels_has_no_later_rate():
 
     check = false_alarm_check(metadata, scores, threshold)
 
-    assert check["later_period"] == {"rate": None, "windows": 0, "episodes": 0, "kept": None}
+    assert check["later_period"] == {"rate": None, "windows": 0, "episodes": 0, "above_calibration_max": 0, "kept": None}
     assert check["same_period"]["windows"] == 40
 
 
