@@ -260,6 +260,7 @@ def evaluate(metadata: pd.DataFrame, scores: np.ndarray, spans: list[AttackSpan]
         metrics["held_out_normal_windows"] = check["later_period"]["windows"]
         metrics["held_out_episodes"] = check["later_period"]["episodes"]
         metrics["held_out_above_calibration_max"] = check["later_period"]["above_calibration_max"]
+        metrics["held_out_above_calibration_expected"] = check["later_period"]["above_calibration_expected"]
         metrics["false_alarm_rate_cross_fitted"] = check["same_period"]["rate"]
         metrics["cross_fitted_windows"] = check["same_period"]["windows"]
         metrics["promised_false_alarm_rate"] = check["promised_rate"]
@@ -436,8 +437,8 @@ def _threshold_tables(results: list[dict], settings: Settings) -> list[str]:
         "- later period: the test split's normal windows, after the calibration period. This adds the drift of the",
         "  benign traffic since calibration, which no threshold can promise against. In brackets: the episodes",
         "  those false alarms form (runs of flagged windows that share or touch frames), as an operator sees them,",
-        "  and the later normal windows that score above every normal validation score. A threshold calibrated on",
-        "  those scores leaves such windows unflagged only by extrapolating past them, as `pot` does.",
+        "  and the later normal windows that score above every normal validation score, with the count expected",
+        "  if later windows were exchangeable with the n validation windows (m / (n + 1) for m later windows).",
         "",
         "A rate is kept when it is at most twice the promise. Precision, recall and F1 are on the evaluation windows.",
         "",
@@ -471,7 +472,8 @@ def _episodes(metrics: dict) -> str:
         parts.append(f"{episodes} episode{'s' if episodes > 1 else ''}")
     beyond = metrics.get("held_out_above_calibration_max")
     if beyond:
-        parts.append(f"{beyond} above every validation score")
+        expected = metrics.get("held_out_above_calibration_expected")
+        parts.append(f"{beyond} above every validation score" + (f", {expected:.1f} expected" if expected is not None else ""))
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -121,15 +121,18 @@ def fit_options_of(threshold: Threshold) -> dict:
     Raises:
         ValueError: for a method that makes no promise, such as the oracle's.
     """
-    params = threshold.params
-    if threshold.method == "mean_k_std":
-        return {"k": float(params["k"])}
-    if threshold.method == "quantile":
-        return {"target_false_alarm_rate": float(params["target_false_alarm_rate"])}
-    if threshold.method == "pot":
-        return {"target_false_alarm_rate": float(params["target_false_alarm_rate"]),
-                "pot_initial_quantile": float(params["initial_quantile"])}
-    raise ValueError(f"threshold method {threshold.method!r} makes no false-alarm promise; expected mean_k_std, quantile or pot")
+    names = {
+        "mean_k_std": {"k": "k"},
+        "quantile": {"target_false_alarm_rate": "target_false_alarm_rate"},
+        "pot": {"target_false_alarm_rate": "target_false_alarm_rate", "pot_initial_quantile": "initial_quantile"},
+    }.get(threshold.method)
+    if names is None:
+        raise ValueError(f"threshold method {threshold.method!r} makes no false-alarm promise; expected mean_k_std, quantile or pot")
+    missing = [param for param in names.values() if param not in threshold.params]
+    if missing:
+        raise ValueError(f"{threshold.method} threshold lacks the parameter(s) {', '.join(missing)}. "
+                         "Calibrate it again with fit_threshold.")
+    return {option: float(threshold.params[param]) for option, param in names.items()}
 
 
 def threshold_promise(threshold: Threshold) -> float:
@@ -168,11 +171,12 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
         ``rate``, the ``windows`` measured and whether the rate is ``kept``
         (at most ``tolerance`` times the promise). The later period also counts
         the ``episodes`` its false alarms form, and the windows
-        ``above_calibration_max``: those scoring above every normal validation
-        score. A threshold calibrated on those scores leaves such a window
-        unflagged only by extrapolating past them, so they mark new traffic
-        rather than a misplaced threshold. A period with nothing to measure has
-        rate None, 0 windows and kept None.
+        ``above_calibration_max`` that score above every normal validation
+        score. ``above_calibration_expected`` is that count's mean if later
+        windows were exchangeable with the n validation windows: m / (n + 1)
+        for m later windows. A count well above it means later traffic scores
+        higher than any threshold calibrated on those scores expects. A period
+        with nothing to measure has rate None, 0 windows and kept None.
 
     Raises:
         ValueError: when lengths differ or the method makes no promise.
@@ -189,6 +193,7 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
     episodes = alarm_episodes(metadata[later], flagged) if flagged.size else 0
     calibration = scores[calibration_mask(metadata)]
     above_calibration = int(np.count_nonzero(scores[later] > calibration.max())) if calibration.size else 0
+    expected_above = flagged.size / (calibration.size + 1)
 
     return {
         "method": threshold.method,
@@ -196,7 +201,8 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
         "tolerance": PROMISE_TOLERANCE,
         "same_period": {"rate": same_rate, "windows": same_windows, "kept": keeps_promise(same_rate, promised)},
         "later_period": {"rate": later_rate, "windows": int(flagged.size), "episodes": episodes,
-                         "above_calibration_max": above_calibration, "kept": keeps_promise(later_rate, promised)},
+                         "above_calibration_max": above_calibration, "above_calibration_expected": expected_above,
+                         "kept": keeps_promise(later_rate, promised)},
     }
 
 

@@ -12,8 +12,9 @@ Three methods set the value from the scores of held-out normal windows:
 - ``pot``: peaks over threshold. Excesses above a high initial quantile are
   fitted with a generalised Pareto distribution (``scipy.stats.genpareto``),
   and the threshold is the score whose modelled tail probability equals the
-  target false-alarm rate. This extrapolates past the largest normal score,
-  where an empirical quantile of a small validation set cannot.
+  target false-alarm rate. For a target below about 1 / n, with n normal
+  scores, this extrapolates past the largest of them, where a quantile of the
+  scores cannot.
 
 Test labels never enter calibration: ``calibration_scores`` keeps validation
 windows that are not labelled anomalous, so a threshold is the same whatever
@@ -37,7 +38,7 @@ THRESHOLD_METHODS = ("mean_k_std", "quantile", "pot")
 ORACLE_METHOD = "oracle_best_f1"
 
 # Fewer excesses than this make the Pareto fit unstable, so POT then falls back
-# to the empirical quantile and records why in its parameters.
+# to the conformal quantile and records why in its parameters.
 POT_MIN_EXCESSES = 10
 
 
@@ -164,7 +165,7 @@ def peaks_over_threshold(
     the number of excesses, ``n`` the number of scores and ``F`` the fitted
     distribution function.
 
-    Falls back to the empirical quantile (``params["fallback"]`` names why) when
+    Falls back to the conformal quantile (``params["fallback"]`` names why) when
     fewer than ``POT_MIN_EXCESSES`` scores exceed ``t``, or when the target rate
     is not below the share of excesses ``n_t / n``, since the tail model then does
     not apply.
@@ -202,9 +203,11 @@ def peaks_over_threshold(
     elif target_false_alarm_rate >= tail_share:
         fallback = f"the target rate is not below the share of excesses ({tail_share:.4g})"
     if fallback is not None:
-        logger.log(_fallback_level(quiet), "Peaks over threshold fell back to the empirical quantile: %s", fallback)
-        empirical = quantile(scores, target_false_alarm_rate=target_false_alarm_rate, quiet=quiet)
-        return Threshold(method="pot", value=empirical.value, params={**params, "fallback": fallback})
+        logger.log(_fallback_level(quiet), "Peaks over threshold fell back to the conformal quantile: %s", fallback)
+        conformal = quantile(scores, target_false_alarm_rate=target_false_alarm_rate, quiet=quiet)
+        # The quantile's own caveat, such as too few windows for the target, stays with the threshold.
+        caveats = {name: conformal.params[name] for name in ("too_few_windows",) if name in conformal.params}
+        return Threshold(method="pot", value=conformal.value, params={**params, "fallback": fallback, **caveats})
 
     shape, _location, scale = genpareto.fit(excesses, floc=0.0)
     ratio = target_false_alarm_rate / tail_share

@@ -91,7 +91,8 @@ def _format_measured(measured: dict, promised: float, tolerance: float) -> str:
     if measured.get("episodes"):
         details.append(f"{measured['episodes']} episode{'s' if measured['episodes'] != 1 else ''}")
     if measured.get("above_calibration_max"):
-        details.append(f"{measured['above_calibration_max']} above every calibration score")
+        details.append(f"{measured['above_calibration_max']} above every validation score, "
+                       f"{measured['above_calibration_expected']:.1f} expected")
     if details:
         text += f" ({', '.join(details)})"
     if not measured["kept"]:

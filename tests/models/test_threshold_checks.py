@@ -124,8 +124,30 @@ def test_check_measures_both_periods():
     assert check["later_period"]["rate"] == 0.05
     assert check["later_period"]["episodes"] == 1
     assert check["later_period"]["above_calibration_max"] == 5
+    assert check["later_period"]["above_calibration_expected"] == 100 / 41
     assert check["later_period"]["kept"] is False
     assert json.loads(json.dumps(check)) == check
+
+
+def test_windows_above_calibration_counted_unflagged():
+    # A threshold above every score flags nothing, yet the 3 later windows
+    # that score above the largest validation score are still counted.
+    validation = np.linspace(1.0, 2.0, 40)
+    later_normal = np.concatenate([np.full(57, 1.5), np.full(3, 2.5)])
+    scores = np.concatenate([validation, later_normal])
+    metadata = _metadata(["validation"] * 40 + ["test"] * 60, [0] * 100)
+    threshold = Threshold(method="quantile", value=3.0, params={"target_false_alarm_rate": 0.01})
+
+    check = false_alarm_check(metadata, scores, threshold)
+
+    assert check["later_period"]["rate"] == 0.0
+    assert check["later_period"]["above_calibration_max"] == 3
+    assert check["later_period"]["above_calibration_expected"] == 60 / 41
+
+
+def test_threshold_without_parameters_rejected():
+    with pytest.raises(ValueError, match="quantile threshold lacks the parameter"):
+        threshold_promise(Threshold(method="quantile", value=1.0, params={}))
 
 
 def test_check_without_labels_has_no_later_rate():
@@ -136,7 +158,8 @@ def test_check_without_labels_has_no_later_rate():
 
     check = false_alarm_check(metadata, scores, threshold)
 
-    assert check["later_period"] == {"rate": None, "windows": 0, "episodes": 0, "above_calibration_max": 0, "kept": None}
+    assert check["later_period"] == {"rate": None, "windows": 0, "episodes": 0, "above_calibration_max": 0,
+                                     "above_calibration_expected": 0.0, "kept": None}
     assert check["same_period"]["windows"] == 40
 
 
