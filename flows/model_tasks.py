@@ -147,11 +147,11 @@ def check_false_alarms(model, reader: WindowReader, metadata: pd.DataFrame, scor
     The same period is the normal validation windows, cross-fitted so that no
     window is flagged by a threshold calibrated on it. Calibration scored them
     already, and they are scored again here rather than passed between tasks,
-    which carry store keys only. The later period is the
-    test split's windows labelled normal, from the evaluation ``metadata`` and
-    ``scores``. Without labels it has no rate. A rate above
-    ``PROMISE_TOLERANCE`` times the promise is logged as a warning, because the
-    threshold then flags more benign traffic than it was set for.
+    which carry store keys only. The later period is the test split's windows
+    labelled normal, from the evaluation ``metadata`` and ``scores``. Without
+    labels it has no rate. A rate above ``PROMISE_TOLERANCE`` times the promise
+    is logged as a warning, because the threshold then flags more benign
+    traffic than it was set for.
     """
     calibration = normal_windows_of("validation")
     check = false_alarm_check(

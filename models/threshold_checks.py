@@ -192,8 +192,10 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
     later_rate = float(flagged.mean()) if flagged.size else None
     episodes = alarm_episodes(metadata[later], flagged) if flagged.size else 0
     calibration = scores[calibration_mask(metadata)]
-    above_calibration = int(np.count_nonzero(scores[later] > calibration.max())) if calibration.size else 0
-    expected_above = flagged.size / (calibration.size + 1)
+    above_calibration, expected_above = 0, 0.0
+    if calibration.size:
+        above_calibration = int(np.count_nonzero(scores[later] > calibration.max()))
+        expected_above = flagged.size / (calibration.size + 1)
 
     return {
         "method": threshold.method,
