@@ -493,9 +493,9 @@ def alarm_rate_note(kind: str, flagged: np.ndarray, threshold: Threshold) -> str
     """Return a note when a model flags more than ``PROMISE_TOLERANCE`` times the share its threshold promises.
 
     Without labels the flagged share is the only rate known. On benign traffic
-    like the calibration period it stays near or below the promise (for
-    ``mean_k_std``, whose promise is Cantelli's bound, often far below), so a
-    share above the tolerance points to anomalies or to benign traffic that
+    like the calibration period it stays near or below the promise, and often
+    far below Cantelli's bound, the promise of ``mean_k_std``. A share above
+    the tolerance therefore points to anomalies or to benign traffic that
     changed since training. Returns None for a share within that, or for no windows.
     """
     if flagged.size == 0:

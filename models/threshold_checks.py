@@ -77,9 +77,9 @@ def cross_fitted_false_alarm_rate(
 
     Windows of the ``validation`` split not labelled anomalous are measured
     (unlabelled counts as normal), in time order per capture. Blocks may run
-    across the boundary between two captures. Each refit sees about half the
-    windows, so with few windows the measured rate is pessimistic against the
-    threshold calibrated on all of them. The refits log their fallbacks at
+    across the boundary between two captures. Each refit is fitted on about
+    half the windows, so with few windows the measured rate is pessimistic
+    against the threshold calibrated on all of them. The refits log their fallbacks at
     DEBUG, so that they do not read as warnings about that threshold.
 
     Returns:
