@@ -21,7 +21,7 @@ from models.baselines import evaluate_baselines
 from models.champion import PromotionDecision, decide_promotion, read_champion
 from models.metrics import AttackSpan, binary_metrics, flagged_share, oracle_metrics, per_attack_metrics, ranking_metrics
 from models.scoring import reconstruction_errors
-from models.threshold_checks import describe_false_alarm_check, false_alarm_check
+from models.threshold_checks import FALSE_ALARM_PERIODS, describe_false_alarm_check, false_alarm_check
 from models.thresholds import Threshold, fit_threshold
 from models.training import TrainingConfig, train_autoencoder
 from spark_jobs.windows import WindowSet
@@ -160,7 +160,7 @@ def check_false_alarms(model, reader: WindowReader, metadata: pd.DataFrame, scor
         threshold,
     )
     log.info("%s false alarms: %s", kind, describe_false_alarm_check(check))
-    broken = [period.replace("_", " ") for period in ("same_period", "later_period") if check[period]["kept"] is False]
+    broken = [period.replace("_", " ") for period in FALSE_ALARM_PERIODS if check[period]["kept"] is False]
     if broken:
         log.warning("%s threshold (%s) flags more than %g times the false-alarm rate it promises in the %s. Expect more "
                     "benign alarms than promised (docs/operations.md, Alarm rates)", kind, threshold.method,

@@ -33,6 +33,8 @@ DEFAULT_BLOCK_WINDOWS = 16
 MIN_FOLD_WINDOWS = 10
 # A measured rate keeps the promise when it is at most this many times the promised rate.
 PROMISE_TOLERANCE = 2.0
+# Keys of the measured periods in a ``false_alarm_check`` result, in display order.
+FALSE_ALARM_PERIODS: tuple[str, ...] = ("same_period", "later_period")
 
 
 def promised_false_alarm_rate(method: str, *, k: float = 3.0, target_false_alarm_rate: float = 0.01) -> float:
@@ -216,7 +218,7 @@ def keeps_promise(rate: float | None, promised: float) -> bool | None:
 def describe_false_alarm_check(check: dict) -> str:
     """Return a one-line summary of a ``false_alarm_check`` result, for logs, the CLI and run summaries."""
     periods = []
-    for period in ("same_period", "later_period"):
+    for period in FALSE_ALARM_PERIODS:
         measured = check[period]
         name = period.replace("_", " ")
         if measured["rate"] is None:

@@ -58,21 +58,17 @@ class FalseAlarmRow:
     later_period: str
 
 
-FALSE_ALARM_PERIODS: tuple[str, ...] = ("same_period", "later_period")
-
-
 def false_alarm_row(model: ModelSection) -> FalseAlarmRow | None:
     """Format one model's false-alarm check, or return None when the model has none."""
     check = model.false_alarms
     if check is None:
         return None
-    cells = {period: _format_measured(check[period], check["promised_rate"], check["tolerance"]) for period in FALSE_ALARM_PERIODS}
     return FalseAlarmRow(
         kind=model.kind,
         method=check["method"],
         promised=f"{check['promised_rate']:.4f}",
-        same_period=cells["same_period"],
-        later_period=cells["later_period"],
+        same_period=_format_measured(check["same_period"], check["promised_rate"], check["tolerance"]),
+        later_period=_format_measured(check["later_period"], check["promised_rate"], check["tolerance"]),
     )
 
 
