@@ -547,6 +547,36 @@ def kept_findings(path: Path) -> str:
     return "\n" + text[start:].rstrip("\n") + "\n" if start >= 0 else ""
 
 
+def print_report(report: str, out: Path | None) -> None:
+    """Print a Markdown report to stdout and, with ``out``, also write it to that file."""
+    print(report)
+    if out:
+        out.write_text(report, encoding="utf-8")
+
+
+def start_logging() -> None:
+    """Log at INFO to stderr, with Spark's Java bridge at WARNING so that its chatter does not hide progress."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in ("py4j", "pyspark"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def start_run(parser: argparse.ArgumentParser, captures: Path, training_window_stride: int | None = None,
+              window_stride: int = 1) -> None:
+    """Start logging and check the arguments that every script over the mixes shares.
+
+    Exits through ``parser.error`` when ``captures`` is not a folder or the
+    training window stride lies outside 1 to ``window_stride``.
+    """
+    start_logging()
+    if not captures.is_dir():
+        parser.error(f"{captures} is not a folder; pass --captures with the folder of the public captures")
+    try:
+        check_training_window_stride(training_window_stride, window_stride)
+    except ValueError as error:
+        parser.error(f"--training-window-stride: {error}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every mix, write the document and the raw results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -572,11 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remaps", nargs="+", default=["auto", "none"], choices=["auto", "none"],
                         help="remap modes to run (default: auto none)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for name in ("py4j", "pyspark"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
     if args.from_json:
+        start_logging()
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         command = " ".join([".venv/bin/python bench/evaluate_mixes.py", *saved.get("argv", [])])
         # Results saved before training windows had their own stride used the window stride.
@@ -585,14 +613,9 @@ def main(argv: list[str] | None = None) -> int:
         document = render(saved["results"], Settings(**recorded), saved["elapsed_s"], command, saved.get("cores", 2))
         args.out.write_text(document + kept_findings(args.out), encoding="utf-8")
         return 0
-    if not args.captures.is_dir():
-        parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
     if args.lstm_units < 1:
         parser.error(f"--lstm-units must be at least 1, got {args.lstm_units}")
-    try:
-        check_training_window_stride(args.training_window_stride, args.window_stride)
-    except ValueError as error:
-        parser.error(f"--training-window-stride: {error}")
+    start_run(parser, args.captures, args.training_window_stride, args.window_stride)
     settings = Settings(window_length=args.window_length, window_stride=args.window_stride,
                         training_window_stride=args.training_window_stride, epochs=args.epochs, seed=args.seed,
                         learning_rate=args.learning_rate, feature_set=args.feature_set, scaler=args.scaler,

@@ -230,15 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-mix", type=Path, default=None,
                         help="copy the mixed capture and its labels file into this folder, to read its frames in Wireshark")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for name in ("py4j", "pyspark"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    if not args.captures.is_dir():
-        parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
-    try:
-        mixes.check_training_window_stride(args.training_window_stride, args.window_stride)
-    except ValueError as error:
-        parser.error(f"--training-window-stride: {error}")
+    mixes.start_run(parser, args.captures, args.training_window_stride, args.window_stride)
     settings = mixes.Settings(window_stride=args.window_stride, training_window_stride=args.training_window_stride,
                               learning_rate=args.learning_rate, seed=args.seed)
     (mix,) = mixes.chosen_mixes([args.mix])
@@ -249,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="netae-explain-") as work:
         report = explain(spark, mix, args.remap, args.method, args.captures, Path(work), settings, save_mix=args.save_mix)
     spark.stop()
-    print(report)
-    if args.out:
-        args.out.write_text(report, encoding="utf-8")
+    mixes.print_report(report, args.out)
     return 0
 
 

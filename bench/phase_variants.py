@@ -244,11 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seeds lists a seed twice: {args.seeds}")
     if args.ensemble < 1 or (args.ensemble > 1 and args.variant != "random-training-phase"):
         parser.error(f"--ensemble must be at least 1, and above 1 only with --variant random-training-phase; got {args.ensemble}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for name in ("py4j", "pyspark"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    if not args.captures.is_dir():
-        parser.error(f"{args.captures} is not a folder; pass --captures with the folder of the public captures")
+    mixes.start_run(parser, args.captures)
     from spark_jobs.session import get_spark
 
     spark = get_spark(master="local[2]", driver_memory="3g", shuffle_partitions=4)
@@ -264,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     spark.stop()
 
     document = table(rows)
-    print(document)
-    if args.out:
-        args.out.write_text(document, encoding="utf-8")
+    mixes.print_report(document, args.out)
     logger.info("%s took %.1f min", args.variant, (time.perf_counter() - started) / 60)
     return 0
 
