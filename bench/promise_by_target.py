@@ -8,11 +8,12 @@ keep their promise. If the bulk of the later benign scores moved, larger targets
 miss too. This script trains the Conv1D autoencoder once
 per remapped mix, with the settings of docs/evaluation.md, and fits every
 threshold method at several targets on the same normal validation scores. It
-prints two Markdown tables. The first gives the later-period rate of each mix
-and method at each target, marked where it is above twice the promise. The
-second gives, per mix, method and target, the promised rate, the same-period and
-later-period rates of ``models.threshold_checks.false_alarm_check``, the later
-rate as a multiple of the promise, and the F1 on the evaluation windows.
+prints Markdown tables. One table per method gives the later-period rate of
+each mix at each target (each k for ``mean_k_std``), marked where it is above
+twice the promise. The last table, "Every point of the sweep", gives per mix,
+method and target the promised rate, the same-period and later-period rates of
+``models.threshold_checks.false_alarm_check``, the later rate as a multiple of
+the promise, and the F1 on the evaluation windows.
 
 It reads the test labels, so it explains a result and sets nothing. Run from the
 repository root::
@@ -95,7 +96,8 @@ def later_by_parameter(results: dict[str, list[dict]]) -> str:
     lines = []
     for method in dict.fromkeys(row["method"] for rows in results.values() for row in rows):
         parameters = list(dict.fromkeys(row["parameter"] for rows in results.values() for row in rows if row["method"] == method))
-        lines += [f"| mix (remapped) | method | {' | '.join(parameters)} |", "| --- | --- |" + " --- |" * len(parameters)]
+        lines += [f"### Later-period rate by {'k' if method == 'mean_k_std' else 'target'} ({method})", "",
+                  f"| mix (remapped) | method | {' | '.join(parameters)} |", "| --- | --- |" + " --- |" * len(parameters)]
         for mix, rows in results.items():
             cells = {row["parameter"]: rate_cell(row["later"], row["promised"]) for row in rows if row["method"] == method}
             lines.append(f"| {mix} | {method} | " + " | ".join(cells.get(parameter, "") for parameter in parameters) + " |")
@@ -106,6 +108,8 @@ def later_by_parameter(results: dict[str, list[dict]]) -> str:
 def table(results: dict[str, list[dict]]) -> str:
     """Return the Markdown table of every mix's sweep, one row per mix, method and parameter."""
     lines = [
+        "### Every point of the sweep",
+        "",
         "| mix (remapped) | method | parameter | promised rate | same period (cross-fitted) | later period "
         "| later / promised | F1 |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -121,16 +125,16 @@ def table(results: dict[str, list[dict]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the sweep on every chosen mix and print both tables."""
+    """Run the sweep on every chosen mix and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
-                        help="folder of the public captures (default: ../shared/captures beside the repository)")
+                        help="folder of the public captures (default: shared/captures in the folder that holds the repository)")
     parser.add_argument("--mixes", nargs="+", default=None, choices=[mix.name for mix in mixes.MIXES + mixes.EXTRA_MIXES],
                         help="names of the mixes to run (default: the three headline mixes)")
     parser.add_argument("--training-window-stride", type=int, default=None,
                         help="frames between training window starts (default: the window stride, 4)")
     parser.add_argument("--seed", type=int, default=mixes.Settings.seed, help=f"seed of the model (default: {mixes.Settings.seed})")
-    parser.add_argument("--out", type=Path, default=None, help="also write both tables to this Markdown file")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables to this Markdown file")
     args = parser.parse_args(argv)
     mixes.start_run(parser, args.captures, args.training_window_stride, 4)
     settings = mixes.Settings(window_stride=4, training_window_stride=args.training_window_stride,

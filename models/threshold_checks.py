@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from models.metrics import alarm_episodes
-from models.thresholds import Threshold, calibration_mask, fit_threshold
+from models.thresholds import Threshold, calibration_mask, fit_threshold, quantile
 
 # Consecutive windows kept in one fold.
 DEFAULT_BLOCK_WINDOWS = 16
@@ -33,6 +33,9 @@ DEFAULT_BLOCK_WINDOWS = 16
 MIN_FOLD_WINDOWS = 10
 # A measured rate keeps the promise when it is at most this many times the promised rate.
 PROMISE_TOLERANCE = 2.0
+# Share of normal validation scores below the cut that ``bulk_shift`` compares later windows with. A
+# threshold's promise concerns the far tail, and this cut shows whether the bulk of the scores moved too.
+BULK_LEVEL = 0.9
 # Keys of the measured periods in a ``false_alarm_check`` result, in display order.
 FALSE_ALARM_PERIODS: tuple[str, ...] = ("same_period", "later_period")
 
@@ -155,6 +158,32 @@ def later_period_mask(metadata: pd.DataFrame) -> np.ndarray:
     return (metadata["split"] == "test").to_numpy() & labelled_normal
 
 
+def bulk_shift(calibration: np.ndarray, later: np.ndarray) -> tuple[float | None, float]:
+    """Return the share of ``later`` scores above the conformal ``BULK_LEVEL`` quantile of ``calibration``, and
+    the share expected if nothing had changed.
+
+    The cut is the ``ceil((n + 1) * BULK_LEVEL)``-th smallest of the n calibration
+    scores, as ``quantile`` sets it. If later scores were exchangeable with the
+    calibration scores (and had no ties), each would lie above the cut with
+    probability ``(n + 1 - rank) / (n + 1)``, just under ``1 - BULK_LEVEL``. A share
+    far above that means that later benign scores moved as a whole, not only in
+    the far tail that a threshold's promise concerns. A share near it, with a
+    broken promise, points at a few rare events in the tail.
+
+    Returns:
+        (share, expected). The share is None when there are no later scores, or
+        too few calibration scores to place the cut (fewer than
+        ``1 / (1 - BULK_LEVEL) - 1``, so 9), and expected is then 0.0.
+    """
+    if not later.size or not calibration.size:
+        return None, 0.0
+    cut = quantile(calibration, target_false_alarm_rate=1.0 - BULK_LEVEL, quiet=True)
+    if "too_few_windows" in cut.params:
+        return None, 0.0
+    expected = (calibration.size + 1 - cut.params["rank"]) / (calibration.size + 1)
+    return float(np.mean(later > cut.value)), float(expected)
+
+
 def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Threshold) -> dict:
     """Measure a fitted threshold's false-alarm rate in two periods, beside the rate it promises.
 
@@ -177,7 +206,10 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
         score. ``above_calibration_expected`` is that count's mean if later
         windows were exchangeable with the n validation windows: m / (n + 1)
         for m later windows. A count well above it means later traffic scores
-        higher than any threshold calibrated on those scores expects. A period
+        higher than any threshold calibrated on those scores expects.
+        ``above_calibration_p90`` is the share of later windows above the
+        conformal 90% quantile of the validation scores, with its expected
+        value ``above_calibration_p90_expected`` (see ``bulk_shift``). A period
         with nothing to measure has rate None, 0 windows and kept None.
 
     Raises:
@@ -198,6 +230,7 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
     if calibration.size:
         above_calibration = int(np.count_nonzero(scores[later] > calibration.max()))
         expected_above = flagged.size / (calibration.size + 1)
+    bulk_share, bulk_expected = bulk_shift(calibration, scores[later])
 
     return {
         "method": threshold.method,
@@ -206,6 +239,7 @@ def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Thr
         "same_period": {"rate": same_rate, "windows": same_windows, "kept": keeps_promise(same_rate, promised)},
         "later_period": {"rate": later_rate, "windows": int(flagged.size), "episodes": episodes,
                          "above_calibration_max": above_calibration, "above_calibration_expected": expected_above,
+                         "above_calibration_p90": bulk_share, "above_calibration_p90_expected": bulk_expected,
                          "kept": keeps_promise(later_rate, promised)},
     }
 
@@ -225,5 +259,10 @@ def describe_false_alarm_check(check: dict) -> str:
             periods.append(f"{name} not measured")
             continue
         text = f"{name} {measured['rate']:.3f} of {measured['windows']} windows"
-        periods.append(text if measured["kept"] else text + f" (above {check['tolerance']:g} times the promise)")
+        if not measured["kept"]:
+            text += f" (above {check['tolerance']:g} times the promise)"
+        if measured.get("above_calibration_p90") is not None:
+            text += (f", {measured['above_calibration_p90']:.3f} of them above the validation scores' 90th percentile"
+                     f" ({measured['above_calibration_p90_expected']:.3f} expected)")
+        periods.append(text)
     return f"promised {check['promised_rate']:.3f} ({check['method']}), " + ", ".join(periods)

@@ -12,5 +12,8 @@ def false_alarm_result(later_rate: float | None = 0.039, later_kept: bool | None
         "same_period": {"rate": 0.005, "windows": 186, "kept": True},
         "later_period": {"rate": later_rate, "windows": 155 if later_rate is not None else 0,
                          "episodes": 1 if later_rate else 0, "above_calibration_max": 4 if later_rate else 0,
-                         "above_calibration_expected": 0.83 if later_rate else 0.0, "kept": later_kept},
+                         "above_calibration_expected": 0.83 if later_rate else 0.0,
+                         "above_calibration_p90": 0.26 if later_rate is not None else None,
+                         "above_calibration_p90_expected": 0.099 if later_rate is not None else 0.0,
+                         "kept": later_kept},
     }

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from models.threshold_checks import (
+    bulk_shift,
     cross_fitted_false_alarm_rate,
     describe_false_alarm_check,
     false_alarm_check,
@@ -125,6 +126,10 @@ def test_check_measures_both_periods():
     assert check["later_period"]["episodes"] == 1
     assert check["later_period"]["above_calibration_max"] == 5
     assert check["later_period"]["above_calibration_expected"] == 100 / 41
+    # The 37th of the 40 validation scores is the conformal 90% cut, and only
+    # the 5 high later windows lie above it.
+    assert check["later_period"]["above_calibration_p90"] == 0.05
+    assert check["later_period"]["above_calibration_p90_expected"] == 4 / 41
     assert check["later_period"]["kept"] is False
     assert json.loads(json.dumps(check)) == check
 
@@ -145,6 +150,30 @@ def test_windows_above_calibration_counted_unflagged():
     assert check["later_period"]["above_calibration_expected"] == 60 / 41
 
 
+def test_bulk_shift_unchanged_scores():
+    # Of the 99 calibration scores 1 to 99 the 90th is the cut, so an
+    # exchangeable window lies above it with probability 10 / 100. Later scores
+    # 1.5 to 99.5 put 10 of 99 above it.
+    share, expected = bulk_shift(np.arange(1.0, 100.0), np.arange(1.0, 100.0) + 0.5)
+
+    assert expected == 0.1
+    assert share == 10 / 99
+
+
+def test_bulk_shift_moved_scores():
+    # Later scores 51 to 149: the 59 from 91 up lie above the cut of 90.
+    share, expected = bulk_shift(np.arange(1.0, 100.0), np.arange(51.0, 150.0))
+
+    assert share == 59 / 99
+    assert share > 5 * expected
+
+
+def test_bulk_shift_needs_nine_calibration_scores():
+    assert bulk_shift(np.arange(1.0, 9.0), np.arange(5.0)) == (None, 0.0)
+    assert bulk_shift(np.arange(1.0, 10.0), np.arange(5.0))[1] == 0.1
+    assert bulk_shift(np.arange(1.0, 100.0), np.zeros(0)) == (None, 0.0)
+
+
 def test_threshold_without_parameters_rejected():
     with pytest.raises(ValueError, match="quantile threshold lacks the parameter"):
         threshold_promise(Threshold(method="quantile", value=1.0, params={}))
@@ -159,13 +188,15 @@ def test_check_without_labels_has_no_later_rate():
     check = false_alarm_check(metadata, scores, threshold)
 
     assert check["later_period"] == {"rate": None, "windows": 0, "episodes": 0, "above_calibration_max": 0,
-                                     "above_calibration_expected": 0.0, "kept": None}
+                                     "above_calibration_expected": 0.0, "above_calibration_p90": None,
+                                     "above_calibration_p90_expected": 0.0, "kept": None}
     assert check["same_period"]["windows"] == 40
 
 
 def test_check_summary_line():
     assert describe_false_alarm_check(false_alarm_result()) == (
         "promised 0.010 (pot), same period 0.005 of 186 windows, "
-        "later period 0.039 of 155 windows (above 2 times the promise)"
+        "later period 0.039 of 155 windows (above 2 times the promise), "
+        "0.260 of them above the validation scores' 90th percentile (0.099 expected)"
     )
     assert describe_false_alarm_check(false_alarm_result(None, None)).endswith("later period not measured")
