@@ -184,6 +184,24 @@ def bulk_shift(calibration: np.ndarray, later: np.ndarray) -> tuple[float | None
     return float(np.mean(later > cut.value)), float(expected)
 
 
+def bulk_shift_text(measured: dict) -> str | None:
+    """Return the later period's bulk-shift share as text, marked when it is more than ``PROMISE_TOLERANCE``
+    times the expected share, or None when the period has no share.
+
+    The same tolerance as for a promise applies: overlapping windows on a short
+    later period move the share by chance, so a smaller excess is not read as a
+    change of the traffic.
+    """
+    share = measured.get("above_calibration_p90")
+    if share is None:
+        return None
+    expected = measured["above_calibration_p90_expected"]
+    text = f"{share:.3f} of them above the validation scores' 90th percentile, {expected:.3f} expected"
+    if share > PROMISE_TOLERANCE * expected:
+        text += f", over {PROMISE_TOLERANCE:g} times the expected share"
+    return text
+
+
 def false_alarm_check(metadata: pd.DataFrame, scores: np.ndarray, threshold: Threshold) -> dict:
     """Measure a fitted threshold's false-alarm rate in two periods, beside the rate it promises.
 
@@ -261,8 +279,8 @@ def describe_false_alarm_check(check: dict) -> str:
         text = f"{name} {measured['rate']:.3f} of {measured['windows']} windows"
         if not measured["kept"]:
             text += f" (above {check['tolerance']:g} times the promise)"
-        if measured.get("above_calibration_p90") is not None:
-            text += (f", {measured['above_calibration_p90']:.3f} of them above the validation scores' 90th percentile"
-                     f" ({measured['above_calibration_p90_expected']:.3f} expected)")
+        bulk = bulk_shift_text(measured)
+        if bulk is not None:
+            text += f"; {bulk}"
         periods.append(text)
     return f"promised {check['promised_rate']:.3f} ({check['method']}), " + ", ".join(periods)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models.threshold_checks import bulk_shift_text
 from reports.inputs import EXPECTED_MODEL_KINDS, CaptureEntry, ModelSection
 
 TOP_PROTOCOLS = 10
@@ -89,9 +90,9 @@ def _format_measured(measured: dict, promised: float, tolerance: float) -> str:
     if measured.get("above_calibration_max"):
         details.append(f"{measured['above_calibration_max']} above every validation score, "
                        f"{measured['above_calibration_expected']:.1f} expected")
-    if measured.get("above_calibration_p90") is not None:
-        details.append(f"{measured['above_calibration_p90']:.3f} above the validation scores' 90th percentile, "
-                       f"{measured['above_calibration_p90_expected']:.3f} expected")
+    bulk = bulk_shift_text(measured)
+    if bulk is not None:
+        details.append(bulk)
     if details:
         text += f" ({', '.join(details)})"
     if not measured["kept"]:
