@@ -196,7 +196,7 @@ def bulk_shift_text(measured: dict) -> str | None:
     if share is None:
         return None
     expected = measured["above_calibration_p90_expected"]
-    text = f"{share:.3f} of them above the validation scores' 90th percentile, {expected:.3f} expected"
+    text = f"{share:.3f} of later windows above the validation scores' 90th percentile, {expected:.3f} expected"
     if share > PROMISE_TOLERANCE * expected:
         text += f", over {PROMISE_TOLERANCE:g} times the expected share"
     return text

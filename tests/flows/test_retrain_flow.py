@@ -69,7 +69,7 @@ def test_demo_sample_run_publishes_every_artifact(tmp_path, demo_sample):
         assert 0.0 <= check["later_period"]["above_calibration_p90"] <= 1.0
         assert 0.0 < check["later_period"]["above_calibration_p90_expected"] <= 0.1
     assert html.count("data-false-alarms=") == 2
-    assert html.count("of them above the validation scores&#39; 90th percentile") == 2
+    assert html.count("of later windows above the validation scores&#39; 90th percentile") == 2
     part = next(key for key in store.iter_keys("lake/packets/") if key.endswith(".parquet"))
     table = pq.read_table(store.root / part)
     assert table.column("label").null_count == 0

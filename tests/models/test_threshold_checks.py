@@ -179,7 +179,7 @@ def test_bulk_shift_text_marks_only_large_excess():
     near = {"above_calibration_p90": 0.147, "above_calibration_p90_expected": 0.1}
     far = {"above_calibration_p90": 0.3, "above_calibration_p90_expected": 0.1}
 
-    assert bulk_shift_text(near) == "0.147 of them above the validation scores' 90th percentile, 0.100 expected"
+    assert bulk_shift_text(near) == "0.147 of later windows above the validation scores' 90th percentile, 0.100 expected"
     assert bulk_shift_text(far).endswith(", over 2 times the expected share")
     assert bulk_shift_text({"rate": None}) is None
 
@@ -207,6 +207,6 @@ def test_check_summary_line():
     assert describe_false_alarm_check(false_alarm_result()) == (
         "promised 0.010 (pot), same period 0.005 of 186 windows, "
         "later period 0.039 of 155 windows (above 2 times the promise); "
-        "0.260 of them above the validation scores' 90th percentile, 0.099 expected, over 2 times the expected share"
+        "0.260 of later windows above the validation scores' 90th percentile, 0.099 expected, over 2 times the expected share"
     )
     assert describe_false_alarm_check(false_alarm_result(None, None)).endswith("later period not measured")

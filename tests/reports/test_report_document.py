@@ -162,7 +162,7 @@ def test_false_alarm_table_marks_broken_promise(labelled_inputs, report_builders
     assert 'data-false-alarms="conv1d"' in document
     assert "0.0050 of 186 windows" in report.text
     assert ("0.0387 of 155 windows (1 episode, 4 above every validation score, 0.8 expected, "
-            "0.260 of them above the validation scores' 90th percentile, 0.099 expected, "
+            "0.260 of later windows above the validation scores' 90th percentile, 0.099 expected, "
             "over 2 times the expected share), above 2 x 0.0100") in report.text
 
 
