@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "the settings of docs/evaluation.md and reads the test labels, so it explains a result and sets nothing.",
     )
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
-                        help="folder of the public captures (default: ../shared/captures beside the repository)")
+                        help="folder of the public captures (default: shared/captures in the folder that holds the repository)")
     parser.add_argument("--mix", required=True, choices=[mix.name for mix in mixes.MIXES + mixes.EXTRA_MIXES],
                         help="the mix to explain")
     parser.add_argument("--remap", default="auto", choices=["auto", "none"], help="remap mode of the mix (default: auto)")
