@@ -4,7 +4,7 @@
 threshold flags (the later-period false-alarm rate). This script rebuilds one of
 its mixes with the same settings, trains the Conv1D autoencoder alone (its scores
 equal the evaluation page's Conv1D rows, because each model is seeded on its
-own), and prints two Markdown tables:
+own), and prints three Markdown tables:
 
 * one row per episode of later-period false alarms (flagged normal windows whose
   frames overlap or touch). A row gives the episode's frames in the mixed
@@ -17,6 +17,9 @@ own), and prints two Markdown tables:
   windows, the normal validation windows, the later normal windows and the later
   false alarms that start with it. Together they show whether the model was
   trained on one phase of an exchange only.
+* each feature's median reconstruction error in the normal validation windows
+  and in the later normal windows. It shows which features carry a shift of
+  the later scores as a whole, not only in the windows that the threshold flags.
 
 It reads the test labels, so it explains a result and sets nothing. Run from the
 repository root::
@@ -98,6 +101,28 @@ def episode_table(metadata: pd.DataFrame, scores: np.ndarray, errors: dict[int, 
             f"| {number} | {int(episode['first_frame'].min())} to {int(episode['last_frame'].max())} | {seconds:.1f} "
             f"| {len(episode)} | {senders} | {scores[episode.index].min():.4g} to {scores[top]:.4g} | {named} |"
         )
+    return lines
+
+
+def feature_shift_table(validation_errors: np.ndarray, later_errors: np.ndarray, feature_names: list[str]) -> list[str]:
+    """Return the Markdown rows of each feature's median reconstruction error in the normal validation windows
+    and in the later normal windows, largest growth first.
+
+    Medians describe the typical window, so a few high-scoring windows do not
+    move them: the rows show which features carry a shift of the later scores
+    as a whole. The last row gives the median score of each group.
+
+    Args:
+        validation_errors: [windows, features] errors of the normal validation windows.
+        later_errors: [windows, features] errors of the later normal windows.
+    """
+    groups = [errors if len(errors) else np.zeros((1, len(feature_names))) for errors in (validation_errors, later_errors)]
+    validation_median, later_median = (np.median(errors, axis=0) for errors in groups)
+    validation_score, later_score = (float(np.median(errors.mean(axis=1))) for errors in groups)
+    lines = ["| feature | normal validation windows | later normal windows |", "| --- | --- | --- |"]
+    for index in np.argsort(-(later_median - validation_median), kind="stable"):
+        lines.append(f"| {feature_names[index]} | {validation_median[index]:.5f} | {later_median[index]:.5f} |")
+    lines.append(f"| (median score) | {validation_score:.5f} | {later_score:.5f} |")
     return lines
 
 
@@ -190,6 +215,8 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
     metadata = metadata.join(window_sources(metadata, packets))
     positions = np.flatnonzero(metadata["later_false_alarm"].to_numpy())
     errors = dict(zip(positions.tolist(), feature_errors(model, reader, positions)))
+    validation_errors = feature_errors(model, reader, np.flatnonzero(metadata["calibration"].to_numpy()))
+    later_errors = feature_errors(model, reader, np.flatnonzero(later_normal))
 
     lines = [
         f"## {mix.name} ({remap}), {KIND}, `{method}` threshold {threshold.value:.4g}, seed {settings.seed}",
@@ -203,6 +230,10 @@ def explain(spark, mix: mixes.Mix, remap: str, method: str, captures: Path, work
         "",
         *phase_table(metadata, usual_ports(packets)),
         "",
+        "Median reconstruction error per feature, largest growth from validation to later windows first:",
+        "",
+        *feature_shift_table(validation_errors, later_errors, built.windows.feature_names),
+        "",
     ]
     return "\n".join(lines)
 
@@ -211,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     """Explain the later-period false alarms of one mix."""
     parser = argparse.ArgumentParser(
         description="List the later-period false alarms of one labelled mix (normal windows of the test split "
-        "that the threshold flags) and print two Markdown tables to stdout: the episodes of those false alarms, and "
-        "strictly alternating windows counted by the address of their first frame. Trains the Conv1D model with "
+        "that the threshold flags) and print three Markdown tables to stdout: the episodes of those false alarms, "
+        "strictly alternating windows counted by the address of their first frame, and each feature's median "
+        "reconstruction error in normal validation and later normal windows. Trains the Conv1D model with "
         "the settings of docs/evaluation.md and reads the test labels, so it explains a result and sets nothing.",
     )
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
