@@ -248,15 +248,17 @@ def main(argv: list[str] | None = None) -> int:
         "the settings of docs/evaluation.md and reads the test labels, so it explains a result and sets nothing.",
     )
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
-                        help="folder of the public captures (default: shared/captures in the folder that holds the repository)")
+                        help="folder of the public captures (default: ../shared/captures, relative to the repository root)")
     parser.add_argument("--mix", required=True, choices=[mix.name for mix in mixes.MIXES + mixes.EXTRA_MIXES],
                         help="the mix to explain")
     parser.add_argument("--remap", default="auto", choices=["auto", "none"], help="remap mode of the mix (default: auto)")
     parser.add_argument("--method", default=mixes.TARGET_METHOD, choices=THRESHOLD_METHODS, help=f"threshold method (default: {mixes.TARGET_METHOD})")
-    parser.add_argument("--window-stride", type=int, default=4, help="frames between window starts (default: 4)")
+    parser.add_argument("--window-stride", type=int, default=mixes.HEADLINE_WINDOW_STRIDE,
+                        help=f"frames between window starts (default: {mixes.HEADLINE_WINDOW_STRIDE})")
     parser.add_argument("--training-window-stride", type=int, default=None,
                         help="frames between training window starts (default: the window stride)")
-    parser.add_argument("--learning-rate", type=float, default=0.005, help="Adam learning rate (default: 0.005)")
+    parser.add_argument("--learning-rate", type=float, default=mixes.HEADLINE_LEARNING_RATE,
+                        help=f"Adam learning rate (default: {mixes.HEADLINE_LEARNING_RATE})")
     parser.add_argument("--seed", type=int, default=mixes.Settings.seed, help=f"seed of the model (default: {mixes.Settings.seed})")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this Markdown file")
     parser.add_argument("--save-mix", type=Path, default=None,

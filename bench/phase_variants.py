@@ -54,7 +54,7 @@ logger = logging.getLogger("phase_variants")
 
 VARIANTS = ("random-training-phase", "min-over-phases")
 KIND = "conv1d"
-GRID_STRIDE = 4
+GRID_STRIDE = mixes.HEADLINE_WINDOW_STRIDE
 """Frames between the starts of scored windows, as in the headline of docs/evaluation.md."""
 ENSEMBLE_SEED_STEP = 1000
 """Seed distance between the members of an ensemble, so ensembles of seeds below 1000 share no member seed."""
@@ -136,7 +136,7 @@ def run(spark, mix: mixes.Mix, variant: str, seed: int, captures: Path, work: Pa
     random phases, and a window's score is the mean of their scores.
     """
     window_stride = GRID_STRIDE if variant == "random-training-phase" else 1
-    settings = mixes.Settings(window_stride=window_stride, training_window_stride=1, learning_rate=0.005, seed=seed)
+    settings = mixes.Settings(window_stride=window_stride, training_window_stride=1, learning_rate=mixes.HEADLINE_LEARNING_RATE, seed=seed)
     built = mixes.build_mix(spark, mix, "auto", captures, work / f"{mix.name}-{variant}-{seed}", settings)
     reader, spans = built.reader, built.spans
     metadata = reader.metadata()

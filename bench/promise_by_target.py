@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import evaluate_mixes as mixes  # noqa: E402
 
 from models.metrics import binary_metrics  # noqa: E402
-from models.threshold_checks import false_alarm_check, keeps_promise  # noqa: E402
+from models.threshold_checks import false_alarm_check  # noqa: E402
 from models.thresholds import calibration_scores, fit_threshold  # noqa: E402
 
 logger = logging.getLogger("promise_by_target")
@@ -87,8 +87,7 @@ def rate_cell(rate: float | None, promised: float) -> str:
     """Return the rate as shown in the tables, marked when it breaks the promise."""
     if rate is None:
         return "n/a"
-    kept = keeps_promise(rate, promised)
-    return f"{rate:.3f}" if kept else f"{rate:.3f} (above 2x)"
+    return f"{rate:.3f}{mixes.above_promise_mark(rate, promised)}"
 
 
 def later_by_parameter(results: dict[str, list[dict]]) -> str:
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the sweep on every chosen mix and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--captures", type=Path, default=mixes.REPO_ROOT.parent / "shared" / "captures",
-                        help="folder of the public captures (default: shared/captures in the folder that holds the repository)")
+                        help="folder of the public captures (default: ../shared/captures, relative to the repository root)")
     parser.add_argument("--mixes", nargs="+", default=None, choices=[mix.name for mix in mixes.MIXES + mixes.EXTRA_MIXES],
                         help="names of the mixes to run (default: the three headline mixes)")
     parser.add_argument("--training-window-stride", type=int, default=None,
@@ -136,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=mixes.Settings.seed, help=f"seed of the model (default: {mixes.Settings.seed})")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this Markdown file")
     args = parser.parse_args(argv)
-    mixes.start_run(parser, args.captures, args.training_window_stride, 4)
-    settings = mixes.Settings(window_stride=4, training_window_stride=args.training_window_stride,
-                              learning_rate=0.005, seed=args.seed)
+    mixes.start_run(parser, args.captures, args.training_window_stride, mixes.HEADLINE_WINDOW_STRIDE)
+    settings = mixes.Settings(window_stride=mixes.HEADLINE_WINDOW_STRIDE, training_window_stride=args.training_window_stride,
+                              learning_rate=mixes.HEADLINE_LEARNING_RATE, seed=args.seed)
 
     from models.scoring import reconstruction_errors
     from models.training import train_autoencoder
