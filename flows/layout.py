@@ -21,7 +21,10 @@ import secrets
 from datetime import datetime, timezone
 
 PACKETS_PREFIX = "lake/packets/"
-MODEL_FILES = ("model.keras", "preprocessing.json", "threshold.json", "history.json", "metrics.json", "fingerprint.json")
+CALIBRATION_FILE = "calibration.parquet"
+"""Metadata and score of each window a model's threshold was calibrated on, in its model folder."""
+MODEL_FILES = ("model.keras", "preprocessing.json", "threshold.json", CALIBRATION_FILE, "history.json", "metrics.json",
+               "fingerprint.json")
 
 
 def new_run_id(now: datetime | None = None) -> str:

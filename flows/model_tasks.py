@@ -69,15 +69,21 @@ def calibrate_threshold(settings: NetaeSettings, kind: str, windows: WindowSet, 
     store = settings.open_store()
     model = model_from_bytes(store.get_bytes(model_key))
     reader = _reader(settings, windows)
-    scores = reconstruction_errors(model, reader.iter_windows(normal_windows_of("validation")))
+    selector = normal_windows_of("validation")
+    scores = reconstruction_errors(model, reader.iter_windows(selector))
     if scores.size == 0:
         log.warning("No normal validation windows; calibrating %s on training windows, which biases the threshold low", kind)
-        scores = reconstruction_errors(model, reader.iter_windows(normal_windows_of("train")))
+        selector = normal_windows_of("train")
+        scores = reconstruction_errors(model, reader.iter_windows(selector))
     threshold = fit_threshold(
         settings.threshold_method, scores, k=settings.threshold_k,
         target_false_alarm_rate=settings.target_false_alarm_rate, pot_initial_quantile=settings.pot_initial_quantile,
     )
-    store.put_json(model_key.rsplit("/", 1)[0] + "/threshold.json", threshold.to_json())
+    folder = model_key.rsplit("/", 1)[0] + "/"
+    store.put_json(folder + "threshold.json", threshold.to_json())
+    buffer = io.BytesIO()
+    reader.metadata(selector).assign(score=scores).to_parquet(buffer, index=False)
+    store.put_bytes(folder + layout.CALIBRATION_FILE, buffer.getvalue())
     log.info("%s threshold %.6g by %s over %d normal windows: %s", kind, threshold.value, threshold.method,
              scores.size, threshold.params)
     return threshold
@@ -121,7 +127,7 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     metrics["flagged_share"] = flagged_share(flagged)
     metrics["evaluated_windows"] = int(len(metadata))
     metrics["threshold_method"] = threshold.method
-    metrics["false_alarms"] = check_false_alarms(model, reader, metadata, scores, threshold, kind, log)
+    metrics["false_alarms"] = check_false_alarms(store, model_key, metadata, scores, threshold, kind, log)
     spans = attack_spans(settings, sorted(windows.frames_per_capture))
     if spans and labelled.any():
         metrics["attacks"] = per_attack_metrics(metadata, flagged, spans)
@@ -140,23 +146,23 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
     return metrics
 
 
-def check_false_alarms(model, reader: WindowReader, metadata: pd.DataFrame, scores: np.ndarray, threshold: Threshold,
+def check_false_alarms(store, model_key: str, metadata: pd.DataFrame, scores: np.ndarray, threshold: Threshold,
                        kind: str, log) -> dict:
     """Measure the threshold's false-alarm rate on normal windows beside the rate it promises.
 
     The same period is the normal validation windows, cross-fitted so that no
-    window is flagged by a threshold calibrated on it. Calibration scored them
-    already, and they are scored again here rather than passed between tasks,
-    which carry store keys only. The later period is the test split's windows
-    labelled normal, from the evaluation ``metadata`` and ``scores``. Without
-    labels it has no rate. A rate above ``PROMISE_TOLERANCE`` times the promise
-    is logged as a warning, because the threshold then flags more benign
-    traffic than it was set for.
+    window is flagged by a threshold calibrated on it. Their scores come from
+    the ``calibration.parquet`` that ``calibrate_threshold`` stored beside the
+    model, so no window is scored twice. The later period is the test split's
+    windows labelled normal, from the evaluation ``metadata`` and ``scores``.
+    Without labels it has no rate. A rate above ``PROMISE_TOLERANCE`` times
+    the promise is logged as a warning, because the threshold then flags more
+    benign traffic than it was set for.
     """
-    calibration = normal_windows_of("validation")
+    calibration = pd.read_parquet(io.BytesIO(store.get_bytes(model_key.rsplit("/", 1)[0] + "/" + layout.CALIBRATION_FILE)))
     check = false_alarm_check(
-        pd.concat([reader.metadata(calibration), metadata], ignore_index=True),
-        np.concatenate([reconstruction_errors(model, reader.iter_windows(calibration)), scores]),
+        pd.concat([calibration, metadata], ignore_index=True),
+        np.concatenate([scores_array(calibration), scores]),
         threshold,
     )
     log.info("%s false alarms: %s", kind, describe_false_alarm_check(check))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from flows import layout
 from flows.retrain import NoUsableCaptureError, retrain
 from flows.settings import NetaeSettings
+from models.thresholds import fit_threshold
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +35,11 @@ def _assert_run_published(store, run_id: str) -> str:
         threshold = store.get_json(layout.model_prefix(kind, run_id) + "threshold.json")
         assert threshold["method"] == "mean_k_std"
         assert threshold["value"] > 0
+        calibration = pd.read_parquet(io.BytesIO(store.get_bytes(layout.model_prefix(kind, run_id) + layout.CALIBRATION_FILE)))
+        assert set(calibration["split"]) == {"validation"}
+        assert not (calibration["label"] == 1).any()
+        refit = fit_threshold("mean_k_std", calibration["score"].to_numpy(), k=threshold["params"]["k"])
+        assert refit.value == threshold["value"]
     expected_validations = [layout.validation_key(run_id, suite) for suite in ("drift", "packets", "windows")]
     expected_validations.append(layout.data_docs_index_key(run_id))
     for key in expected_validations:
