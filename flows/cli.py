@@ -138,7 +138,7 @@ def score(
     spark_master: Optional[str] = typer.Option(None, help="Spark master URL (env NETAE_SPARK_MASTER)"),
 ) -> None:
     """Score one capture with the champion models and write the analyst report."""
-    from flows.score import ScoreSettings, score as score_flow
+    from flows.score import ScoreSettings, describe_hosts, score as score_flow
 
     values = {"storage_url": storage_url, "pseudonymize": pseudonymize, "top_flagged_windows": top, "spark_master": spark_master}
     settings = _settings(ScoreSettings, **values)
@@ -149,6 +149,9 @@ def score(
     typer.echo(f"run id: {summary['run_id']}")
     for kind, windows in summary["windows"].items():
         typer.echo(f"{kind}: {summary['flagged_windows'][kind]} of {windows} windows above the threshold {summary['thresholds'][kind]:.6g}")
+    for kind, hosts in summary["top_hosts"].items():
+        if hosts:
+            typer.echo(f"{kind} highest-scoring hosts: {describe_hosts(hosts)}")
     if summary["display_filter"]:
         typer.echo(f"display filter: {summary['display_filter']}")
     if summary["export"]:

@@ -46,6 +46,7 @@ from flows.wireshark_export import display_filter, read_frames, write_pcapng
 from models.artifacts import model_from_bytes
 from models.autoencoders import MODEL_KINDS
 from models.datasets import WindowReader
+from models.derived_scores import host_scores
 from models.metrics import binary_metrics, flagged_share
 from models.scoring import reconstruction_errors
 from models.threshold_checks import PROMISE_TOLERANCE, keeps_promise, threshold_promise
@@ -71,6 +72,9 @@ ADHOC_CAPTURES_PREFIX = "adhoc/captures/"
 TOP_FEATURES = 3
 REPORT_PACKET_ROWS = 200_000
 UNWINDOWED_FRAMES_SHOWN = 100
+# Highest-scoring hosts per model in the report, and in the run summary that the CLI prints.
+REPORT_HOST_SCORES = 10
+TOP_HOSTS_SUMMARY = 3
 TSHARK_TIMEOUT_S = 300
 
 
@@ -331,16 +335,56 @@ def score_windows(settings: ScoreSettings, kind: str, champion: Champion, adhoc:
     return key
 
 
+@task(name="derive-frame-and-host-scores", cache_policy=NO_CACHE)
+def derive_scores(settings: ScoreSettings, status: CaptureStatus, champions: dict[str, Champion],
+                  windows: dict[str, AdhocWindows], score_keys: dict[str, str], run_id: str) -> dict[str, str]:
+    """Derive each model's frame and host scores from its window scores and store them; returns the host tables' keys.
+
+    The rule is ``models.derived_scores``'s: a frame scores the largest score of
+    the windows that contain it, and a host the largest score of the frames it
+    sent or received. Beside ``<kind>.parquet`` go ``<kind>.frames.parquet``
+    (``frame_number``, ``score``, ``flagged``) and ``<kind>.hosts.parquet``
+    (``address``, ``score``, ``frames``, ``top_frame``, ``flagged``), highest
+    score first. Addresses are stored as decoded, because ``--pseudonymize``
+    applies to the report only.
+    """
+    log = get_run_logger()
+    store = settings.open_store()
+    # NOTE: every frame's addresses are collected on the driver, as the row metadata is in ``cut_windows``.
+    # Captures of tens of millions of frames would need this join done in Spark.
+    addresses = _packets(settings, status, run_id).select("frame_number", "src_addr", "dst_addr").toPandas()
+    host_keys = {}
+    for kind, key in score_keys.items():
+        threshold = float(champions[kind].threshold["value"])
+        mapping = WindowFrames(pd.read_parquet(io.BytesIO(store.get_bytes(windows[kind].rows_key))),
+                               Preprocessing.from_json(champions[kind].preprocessing))
+        frames = mapping.frame_scores(pd.read_parquet(io.BytesIO(store.get_bytes(key))))
+        frames = frames.assign(flagged=frames["score"].to_numpy() > threshold)
+        hosts = host_scores(frames, addresses)
+        hosts = hosts.assign(flagged=hosts["score"].to_numpy() > threshold)
+
+        stem = key.removesuffix(".parquet")
+        for suffix, table in ((".frames.parquet", frames), (".hosts.parquet", hosts)):
+            buffer = io.BytesIO()
+            table.to_parquet(buffer, index=False)
+            store.put_bytes(stem + suffix, buffer.getvalue())
+        host_keys[kind] = stem + ".hosts.parquet"
+        log.info("%s: %d of %d scored frames and %d of %d hosts above the threshold %.6g", kind,
+                 int(frames["flagged"].sum()), len(frames), int(hosts["flagged"].sum()), len(hosts), threshold)
+    return host_keys
+
+
 @task(name="render-score-report", cache_policy=NO_CACHE)
 def write_score_report(
     settings: ScoreSettings, ref: CaptureRef, status: CaptureStatus, champions: dict[str, Champion],
-    windows: dict[str, AdhocWindows], score_keys: dict[str, str], run_id: str,
+    windows: dict[str, AdhocWindows], score_keys: dict[str, str], host_keys: dict[str, str], run_id: str,
 ) -> dict:
     """Render the report, export the flagged frames, and store both.
 
     Returns:
         Summary of the run: report and export keys, display filter, flagged
-        windows and frames per model, and the top flagged windows.
+        windows and frames per model, the top flagged windows, and per model
+        the ``TOP_HOSTS_SUMMARY`` highest-scoring hosts.
     """
     log = get_run_logger()
     store = settings.open_store()
@@ -350,6 +394,7 @@ def write_score_report(
 
     scores = {kind: pd.read_parquet(io.BytesIO(store.get_bytes(key))) for kind, key in score_keys.items()}
     tops = {kind: store.get_json(key.removesuffix(".parquet") + ".top.json") for kind, key in score_keys.items()}
+    hosts = {kind: pd.read_parquet(io.BytesIO(store.get_bytes(key))) for kind, key in host_keys.items()}
     thresholds = {kind: float(champions[kind].threshold["value"]) for kind in champions}
     mappings = {
         kind: WindowFrames(pd.read_parquet(io.BytesIO(store.get_bytes(item.rows_key))), Preprocessing.from_json(champions[kind].preprocessing))
@@ -402,6 +447,7 @@ def write_score_report(
         export_location=store.location(export_key) if export_key else None,
         exported_frames=exported,
         flagged_frame_numbers=sorted(comments),
+        host_scores={kind: table.head(REPORT_HOST_SCORES) for kind, table in sorted(hosts.items())},
         notes=notes,
         links={
             **{f"{kind} champion": store.location(champion.prefix) for kind, champion in champions.items()},
@@ -429,6 +475,7 @@ def write_score_report(
         "windows": {kind: int(len(table)) for kind, table in scores.items()},
         "flagged_windows": {kind: int(table["flagged"].sum()) for kind, table in scores.items()},
         "top_flagged": [_top_row(window, inputs, pseudonymizer) for window in flagged_windows],
+        "top_hosts": {kind: _top_hosts(table) for kind, table in inputs.host_scores.items()},
     }
 
 
@@ -553,6 +600,18 @@ def _top_row(window: FlaggedWindow, inputs: ScoreReportInputs, pseudonymizer: Ps
     }
 
 
+def describe_hosts(hosts: list[dict]) -> str:
+    """Return the run summary's highest-scoring hosts of one model as one line, such as ``10.0.0.5 (0.0421, frame 77)``."""
+    return ", ".join(f"{host['address']} ({host['score']:.6g}, frame {host['top_frame']})" for host in hosts)
+
+
+def _top_hosts(table: pd.DataFrame) -> list[dict]:
+    return [
+        {"address": str(row.address), "score": round(float(row.score), 8), "frames": int(row.frames), "top_frame": int(row.top_frame)}
+        for row in table.head(TOP_HOSTS_SUMMARY).itertuples(index=False)
+    ]
+
+
 @task(name="publish-score-artifacts", cache_policy=NO_CACHE)
 def publish_score_artifacts(settings: ScoreSettings, summary: dict) -> None:
     """Publish the run summary as a Prefect markdown artifact and the top flagged windows as a table artifact."""
@@ -584,6 +643,9 @@ def score_markdown(summary: dict, report_location: str, export_location: str | N
         metrics = summary["metrics"].get(kind, {})
         cells = [f"{metrics[name]:.3f}" if name in metrics else "n/a" for name in ("precision", "recall", "f1")]
         lines.append(f"| {kind} | {windows} | {summary['flagged_windows'][kind]} | {summary['thresholds'][kind]:.6g} | {' | '.join(cells)} |")
+    for kind, hosts in summary["top_hosts"].items():
+        if hosts:
+            lines += ["", f"Highest-scoring {kind} hosts: {describe_hosts(hosts)}"]
     lines += ["", f"Report: `{report_location}`"]
     if export_location is not None:
         lines += ["", f"Flagged frames ({summary['exported_frames']}): `{export_location}`"]
@@ -622,7 +684,8 @@ def score(capture: str, labels: str | None = None, settings: ScoreSettings | Non
     status = decode_capture(settings, ref, run_id)
     windows = cut_windows(settings, status, champions, run_id)
     score_keys = {kind: score_windows(settings, kind, champions[kind], windows[kind], run_id) for kind in champions}
-    summary = write_score_report(settings, ref, status, champions, windows, score_keys, run_id)
+    host_keys = derive_scores(settings, status, champions, windows, score_keys, run_id)
+    summary = write_score_report(settings, ref, status, champions, windows, score_keys, host_keys, run_id)
     publish_score_artifacts(settings, summary)
 
     log.info("Score run %s complete; report at %s", run_id, settings.open_store().location(summary["report"]))

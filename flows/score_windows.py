@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from models.datasets import WindowReader
+from models.derived_scores import covering_max
 from objectstore import ObjectStore
 from spark_jobs.features import Preprocessing, feature_set
 
@@ -98,6 +99,35 @@ class WindowFrames:
             return members["first_frame"].astype(np.int64).tolist()
         numbers = np.concatenate([members["first_frame"].to_numpy(np.int64), members["last_frame"].to_numpy(np.int64)])
         return sorted(set(numbers.tolist()))
+
+    def frame_scores(self, windows: pd.DataFrame) -> pd.DataFrame:
+        """Return the score of every frame that a window contains, by the rule of ``models.derived_scores``.
+
+        Args:
+            windows: one model's scored windows: ``window_index``, ``host``
+                (null outside ``host`` mode) and ``score``.
+
+        Returns:
+            Columns ``frame_number`` and ``score``, in frame order. For flow rows
+            the frames are the first and last frame of each flow (see ``frames``).
+        """
+        pieces = []
+        for host, segment in self._segments.items():
+            if self._host_mode:
+                mine = windows[windows["host"].isna()] if pd.isna(host) else windows[windows["host"] == host]
+            else:
+                mine = windows
+            by_index = np.full(int(mine["window_index"].max()) + 1 if len(mine) else 0, np.nan)
+            by_index[mine["window_index"].to_numpy(np.int64)] = mine["score"].to_numpy(np.float64)
+            scores = covering_max(by_index, len(segment), length=self.length, stride=self.stride)
+            columns = ["first_frame"] if self._frame_rows else ["first_frame", "last_frame"]
+            for column in columns:
+                pieces.append(pd.DataFrame({"frame_number": segment[column].to_numpy(np.int64), "score": scores}))
+
+        if not pieces:
+            return pd.DataFrame({"frame_number": pd.Series(dtype=np.int64), "score": pd.Series(dtype=np.float64)})
+        table = pd.concat(pieces, ignore_index=True).dropna(subset=["score"])
+        return table.groupby("frame_number", as_index=False)["score"].max().sort_values("frame_number", kind="stable")
 
 
 def frame_comments(kind: str, flagged: pd.DataFrame, mapping: WindowFrames, threshold: float) -> dict[int, str]:

@@ -78,6 +78,10 @@ class ScoreReportInputs:
             the original capture, or None when no frame was flagged.
         export_location: where the pcapng of the flagged frames is stored, or None.
         exported_frames: frames written to that pcapng.
+        host_scores: model kind -> its highest-scoring hosts, highest first, with
+            ``address``, ``score`` (the largest score of the frames the address
+            sent or received, see ``models.derived_scores``), ``frames`` and
+            ``top_frame``.
         notes: facts the analyst must know (a capture shorter than one window, frame
             bytes that could not be exported), as plain sentences.
         links: artifact name -> storage location, shown as text.
@@ -101,6 +105,7 @@ class ScoreReportInputs:
     export_location: str | None = None
     exported_frames: int = 0
     flagged_frame_numbers: list[int] = field(default_factory=list)
+    host_scores: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
     pseudonymized: bool = False
@@ -120,6 +125,7 @@ def pseudonymize_inputs(inputs: ScoreReportInputs, pseudonymizer: Pseudonymizer)
         packets=_pseudonymize_columns(inputs.packets, pseudonymizer),
         frames=_pseudonymize_columns(inputs.frames, pseudonymizer),
         frame_info={number: pseudonymizer.text(text) for number, text in inputs.frame_info.items()},
+        host_scores={kind: table.assign(address=pseudonymizer.column(table["address"])) for kind, table in inputs.host_scores.items()},
         pseudonymized=True,
     )
 

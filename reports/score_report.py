@@ -67,6 +67,18 @@ class HostRow:
 
 
 @dataclass(frozen=True)
+class HostScoreRow:
+    """One of a model's highest-scoring hosts; every value is plain text."""
+
+    kind: str
+    address: str
+    score: str
+    ratio: str
+    frames: int
+    top_frame: int
+
+
+@dataclass(frozen=True)
 class PairRow:
     """Traffic from one source address to one destination address."""
 
@@ -122,6 +134,7 @@ def render_score_report(inputs: ScoreReportInputs) -> str:
         "exported_frames": inputs.exported_frames,
         "packet_summary": tables.summarize_packets(inputs.packets),
         "host_rows": host_rows(inputs.packets, flagged_numbers, inputs.frames),
+        "host_score_rows": host_score_rows(inputs),
         "pair_rows": pair_rows(inputs.packets),
         "traffic_plots": traffic,
         "links": sorted(inputs.links.items()),
@@ -212,6 +225,18 @@ def host_rows(packets: pd.DataFrame, flagged_numbers: set[int], frames: pd.DataF
         )
         for row in table.itertuples()
     ]
+
+
+def host_score_rows(inputs: ScoreReportInputs) -> list[HostScoreRow]:
+    """List each model's highest-scoring hosts with their score as a multiple of the model's threshold."""
+    thresholds = {model.kind: model.threshold for model in inputs.models}
+    rows = []
+    for kind, table in inputs.host_scores.items():
+        threshold = thresholds.get(kind)
+        for row in table.itertuples(index=False):
+            ratio = f"{row.score / threshold:.2f}" if threshold else "n/a"
+            rows.append(HostScoreRow(kind, str(row.address), f"{row.score:.6g}", ratio, int(row.frames), int(row.top_frame)))
+    return rows
 
 
 def pair_rows(packets: pd.DataFrame) -> list[PairRow]:

@@ -5,11 +5,13 @@ Real Prefect, Spark, TensorFlow, tshark and local storage; one retrain per modul
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from flows import layout
@@ -72,6 +74,42 @@ def test_scan_capture_has_flagged_windows(scan_summary):
         assert 0 < scan_summary["flagged_windows"][kind] <= scan_summary["windows"][kind]
     assert scan_summary["exported_frames"] > 0
     assert scan_summary["top_flagged"][0]["features"]
+
+
+@needs_tshark
+def test_frame_and_host_scores_match_flags(trained_store, scan_summary, shared_captures):
+    store = _settings(trained_store).open_store()
+    scores_prefix = f"lake/adhoc/{scan_summary['run_id']}/scores/"
+    flagged_in_any = set()
+    # The packet table's address is the IP address, or the MAC address for a frame without IP.
+    hosts_of_frame = {
+        int(number): {ip_src or eth_src, ip_dst or eth_dst} - {""}
+        for number, ip_src, ip_dst, eth_src, eth_dst in
+        tshark_fields(shared_captures / SCAN_CAPTURE, "frame.number", "ip.src", "ip.dst", "eth.src", "eth.dst")
+    }
+    html = store.get_bytes(scan_summary["report"]).decode("utf-8")
+
+    for kind in ("lstm", "conv1d"):
+        frames = pd.read_parquet(io.BytesIO(store.get_bytes(scores_prefix + f"{kind}.frames.parquet")))
+        hosts = pd.read_parquet(io.BytesIO(store.get_bytes(scores_prefix + f"{kind}.hosts.parquet")))
+        threshold = scan_summary["thresholds"][kind]
+        flagged = set(frames.loc[frames["flagged"], "frame_number"].astype(int))
+        flagged_in_any |= flagged
+        assert (frames["flagged"] == (frames["score"] > threshold)).all()
+        assert frames["frame_number"].is_unique
+        # A host is above the threshold exactly when it sent or received a flagged frame.
+        involved = set().union(*(hosts_of_frame[number] for number in flagged))
+        assert set(hosts.loc[hosts["flagged"], "address"]) == involved
+        assert hosts["score"].is_monotonic_decreasing
+        top = hosts.iloc[0]
+        assert frames.set_index("frame_number").loc[top["top_frame"], "score"] == top["score"]
+        assert [host["address"] for host in scan_summary["top_hosts"][kind]] == hosts["address"].head(3).tolist()
+        assert f"<td>{kind}</td><td><code>{top['address']}</code></td>" in html
+
+    # The export and the display filter hold the frames of flagged windows: exactly the frames above a threshold.
+    assert len(flagged_in_any) == scan_summary["exported_frames"]
+    selected = tshark_fields(shared_captures / SCAN_CAPTURE, "frame.number", display=scan_summary["display_filter"])
+    assert {int(row[0]) for row in selected} == flagged_in_any
 
 
 @needs_tshark
@@ -214,6 +252,10 @@ def test_cli_score_pseudonymizes_report(trained_store, shared_captures):
         assert re.search(rf"(?<![0-9.]){re.escape(address)}(?![0-9])", html) is None, address
         assert pseudonymizer.address(address) in html
     assert "display filter: frame.number in {" in result.stdout
+    hosts_line = next(line for line in result.stdout.splitlines() if line.startswith("lstm highest-scoring hosts: "))
+    assert any(pseudonymizer.address(address) in hosts_line for address in addresses)
+    for address in addresses:
+        assert re.search(rf"(?<![0-9.]){re.escape(address)}(?![0-9])", hosts_line) is None, address
 
 
 def test_s3_storage_score_publishes_report(trained_store, s3_settings_env, demo_sample):

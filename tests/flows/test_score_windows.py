@@ -100,6 +100,55 @@ def test_no_flagged_window_no_comment():
     assert frame_comments("conv1d", flagged, mapping, threshold=0.1) == {}
 
 
+def brute_force_frame_scores(windows: list[list[int]], scores: list[float]) -> dict[int, float]:
+    best: dict[int, float] = {}
+    for frames, score in zip(windows, scores):
+        for number in frames:
+            best[number] = max(best.get(number, score), score)
+    return best
+
+
+def test_frame_scores_match_brute_force_capture_mode():
+    rows = frame_rows(50)
+    mapping = WindowFrames(rows, state(8, 3))
+    windows = brute_force_windows(rows, 8, 3)
+    scores = np.random.default_rng(1).random(len(windows)).tolist()
+    table = pd.DataFrame({"window_index": range(len(windows)), "host": None, "score": scores})
+
+    frame_scores = mapping.frame_scores(table)
+
+    assert dict(zip(frame_scores["frame_number"], frame_scores["score"])) == brute_force_frame_scores(windows, scores)
+    assert frame_scores["frame_number"].is_monotonic_increasing
+
+
+def test_frame_scores_stay_inside_host():
+    rows = frame_rows(60)
+    mapping = WindowFrames(rows, state(6, 3, mode="host"))
+    expected: dict[int, float] = {}
+    pieces = []
+    for offset, (host, group) in enumerate(rows.groupby("host")):
+        windows = brute_force_windows(group, 6, 3)
+        scores = [0.1 * offset + 0.01 * index for index in range(len(windows))]
+        expected.update(brute_force_frame_scores(windows, scores))
+        pieces.append(pd.DataFrame({"window_index": range(len(windows)), "host": host, "score": scores}))
+
+    frame_scores = mapping.frame_scores(pd.concat(pieces, ignore_index=True))
+
+    assert dict(zip(frame_scores["frame_number"], frame_scores["score"])) == pytest.approx(expected)
+
+
+def test_flow_rows_score_first_and_last_frames():
+    rows = pd.DataFrame({"host": None, "first_frame": [1, 2, 5], "last_frame": [4, 3, 9], "start_ns": [10, 20, 30]})
+    fitted = state(2, 1)
+    fitted.feature_set = "flow"
+    mapping = WindowFrames(rows, fitted)
+    table = pd.DataFrame({"window_index": [0, 1], "host": None, "score": [0.25, 0.5]})
+
+    frame_scores = mapping.frame_scores(table)
+
+    assert dict(zip(frame_scores["frame_number"], frame_scores["score"])) == {1: 0.25, 4: 0.25, 2: 0.5, 3: 0.5, 5: 0.5, 9: 0.5}
+
+
 def test_markdown_lists_metrics_and_locations():
     summary = {
         "run_id": "20261204T203000Z-abc123",
@@ -111,6 +160,7 @@ def test_markdown_lists_metrics_and_locations():
         "metrics": {"lstm": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "flagged_share": 0.036}, "conv1d": {"flagged_share": 0.028}},
         "exported_frames": 77,
         "display_filter": "frame.number in {1..8}",
+        "top_hosts": {"lstm": [{"address": "192.0.2.7", "score": 0.0421, "frames": 310, "top_frame": 77}], "conv1d": []},
     }
 
     markdown = score_markdown(summary, "file:///d/reports/adhoc/x/report.html", "file:///d/reports/adhoc/x/flagged.pcapng")
@@ -120,6 +170,8 @@ def test_markdown_lists_metrics_and_locations():
     assert "Report: `file:///d/reports/adhoc/x/report.html`" in markdown
     assert "Flagged frames (77): `file:///d/reports/adhoc/x/flagged.pcapng`" in markdown
     assert "Display filter: `frame.number in {1..8}`" in markdown
+    assert "Highest-scoring lstm hosts: 192.0.2.7 (0.0421, frame 77)" in markdown
+    assert "conv1d hosts" not in markdown
 
 
 def test_pseudonymize_setting_reads_environment(monkeypatch):
