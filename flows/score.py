@@ -72,8 +72,7 @@ ADHOC_CAPTURES_PREFIX = "adhoc/captures/"
 TOP_FEATURES = 3
 REPORT_PACKET_ROWS = 200_000
 UNWINDOWED_FRAMES_SHOWN = 100
-# Highest-scoring hosts per model in the report, and in the run summary that the CLI prints.
-REPORT_HOST_SCORES = 10
+# Highest-scoring hosts per model in the run summary that the CLI prints.
 TOP_HOSTS_SUMMARY = 3
 TSHARK_TIMEOUT_S = 300
 
@@ -344,9 +343,9 @@ def derive_scores(settings: ScoreSettings, status: CaptureStatus, champions: dic
     the windows that contain it, and a host the largest score of the frames it
     sent or received. Beside ``<kind>.parquet`` go ``<kind>.frames.parquet``
     (``frame_number``, ``score``, ``flagged``) and ``<kind>.hosts.parquet``
-    (``address``, ``score``, ``frames``, ``top_frame``, ``flagged``), highest
-    score first. Addresses are stored as decoded, because ``--pseudonymize``
-    applies to the report only.
+    (``address``, ``score``, ``frames``, ``flagged_frames``, ``top_frame``,
+    ``flagged``), highest score first and ties by flagged frames. Addresses are
+    stored as decoded, because ``--pseudonymize`` applies to the report only.
     """
     log = get_run_logger()
     store = settings.open_store()
@@ -360,8 +359,7 @@ def derive_scores(settings: ScoreSettings, status: CaptureStatus, champions: dic
                                Preprocessing.from_json(champions[kind].preprocessing))
         frames = mapping.frame_scores(pd.read_parquet(io.BytesIO(store.get_bytes(key))))
         frames = frames.assign(flagged=frames["score"].to_numpy() > threshold)
-        hosts = host_scores(frames, addresses)
-        hosts = hosts.assign(flagged=hosts["score"].to_numpy() > threshold)
+        hosts = host_scores(frames, addresses, threshold)
 
         stem = key.removesuffix(".parquet")
         for suffix, table in ((".frames.parquet", frames), (".hosts.parquet", hosts)):
@@ -447,7 +445,7 @@ def write_score_report(
         export_location=store.location(export_key) if export_key else None,
         exported_frames=exported,
         flagged_frame_numbers=sorted(comments),
-        host_scores={kind: table.head(REPORT_HOST_SCORES) for kind, table in sorted(hosts.items())},
+        host_scores=dict(sorted(hosts.items())),
         notes=notes,
         links={
             **{f"{kind} champion": store.location(champion.prefix) for kind, champion in champions.items()},
@@ -601,13 +599,20 @@ def _top_row(window: FlaggedWindow, inputs: ScoreReportInputs, pseudonymizer: Ps
 
 
 def describe_hosts(hosts: list[dict]) -> str:
-    """Return the run summary's highest-scoring hosts of one model as one line, such as ``10.0.0.5 (0.0421, frame 77)``."""
-    return ", ".join(f"{host['address']} ({host['score']:.6g}, frame {host['top_frame']})" for host in hosts)
+    """Return the run summary's highest-scoring hosts of one model as one line.
+
+    Each host reads like ``10.0.0.5 (0.0421 at frame 77, 310 of 412 frames flagged)``.
+    """
+    return ", ".join(
+        f"{host['address']} ({host['score']:.6g} at frame {host['top_frame']}, {host['flagged_frames']} of {host['frames']} frames flagged)"
+        for host in hosts
+    )
 
 
 def _top_hosts(table: pd.DataFrame) -> list[dict]:
     return [
-        {"address": str(row.address), "score": round(float(row.score), 8), "frames": int(row.frames), "top_frame": int(row.top_frame)}
+        {"address": str(row.address), "score": round(float(row.score), 8), "frames": int(row.frames),
+         "flagged_frames": int(row.flagged_frames), "top_frame": int(row.top_frame)}
         for row in table.head(TOP_HOSTS_SUMMARY).itertuples(index=False)
     ]
 

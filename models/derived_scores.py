@@ -61,18 +61,25 @@ def covering_max(window_scores: np.ndarray, rows: int, *, length: int, stride: i
     return result
 
 
-def host_scores(frame_scores: pd.DataFrame, addresses: pd.DataFrame) -> pd.DataFrame:
+def host_scores(frame_scores: pd.DataFrame, addresses: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Return each address's score: the largest score of the scored frames it sent or received.
+
+    Every host in a window shares that window's score, so many hosts can tie
+    on the largest score. The table breaks ties by the frames each host has
+    above the threshold, because a host in more flagged traffic comes first
+    for an analyst, and then by address.
 
     Args:
         frame_scores: ``frame_number`` and ``score``, one row per scored frame.
         addresses: ``frame_number``, ``src_addr`` and ``dst_addr`` of the
             capture's frames; a null address is left out.
+        threshold: the model's threshold; a frame above it is flagged.
 
     Returns:
         Columns ``address``, ``score``, ``frames`` (scored frames that the
-        address sent or received) and ``top_frame`` (the frame with its score,
-        the first one on a tie), highest score first, then by address.
+        address sent or received), ``flagged_frames`` (those above the
+        threshold), ``top_frame`` (the first frame with the host's score) and
+        ``flagged`` (score above the threshold), in the order above.
     """
     scored = addresses.merge(frame_scores[["frame_number", "score"]], on="frame_number", how="inner")
     ends = pd.concat(
@@ -83,15 +90,22 @@ def host_scores(frame_scores: pd.DataFrame, addresses: pd.DataFrame) -> pd.DataF
     # A frame sent to its own address counts once for that address.
     ends = ends.drop_duplicates(["address", "frame_number"])
     if ends.empty:
-        return pd.DataFrame({"address": pd.Series(dtype=object), "score": pd.Series(dtype=np.float64),
-                             "frames": pd.Series(dtype=np.int64), "top_frame": pd.Series(dtype=np.int64)})
+        return pd.DataFrame({
+            "address": pd.Series(dtype=object), "score": pd.Series(dtype=np.float64), "frames": pd.Series(dtype=np.int64),
+            "flagged_frames": pd.Series(dtype=np.int64), "top_frame": pd.Series(dtype=np.int64), "flagged": pd.Series(dtype=bool),
+        })
 
+    ends = ends.assign(above=ends["score"].to_numpy() > threshold)
     ends = ends.sort_values(["address", "score", "frame_number"], ascending=[True, False, True], kind="stable")
-    top = ends.groupby("address", sort=False).first()
+    grouped = ends.groupby("address", sort=False)
+    top = grouped.first()
     table = pd.DataFrame({
         "address": top.index.astype(str),
         "score": top["score"].to_numpy(np.float64),
-        "frames": ends.groupby("address", sort=False).size().reindex(top.index).to_numpy(np.int64),
+        "frames": grouped.size().reindex(top.index).to_numpy(np.int64),
+        "flagged_frames": grouped["above"].sum().reindex(top.index).to_numpy(np.int64),
         "top_frame": top["frame_number"].to_numpy(np.int64),
     })
-    return table.sort_values(["score", "address"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    table["flagged"] = table["score"].to_numpy() > threshold
+    order = ["score", "flagged_frames", "address"]
+    return table.sort_values(order, ascending=[False, False, True], kind="stable").reset_index(drop=True)

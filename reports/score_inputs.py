@@ -78,10 +78,10 @@ class ScoreReportInputs:
             the original capture, or None when no frame was flagged.
         export_location: where the pcapng of the flagged frames is stored, or None.
         exported_frames: frames written to that pcapng.
-        host_scores: model kind -> its highest-scoring hosts, highest first, with
-            ``address``, ``score`` (the largest score of the frames the address
-            sent or received, see ``models.derived_scores``), ``frames`` and
-            ``top_frame``.
+        host_scores: model kind -> the scores of every host, in the order of
+            ``models.derived_scores.host_scores``, with ``address``, ``score``
+            (the largest score of the frames the address sent or received),
+            ``frames``, ``flagged_frames`` and ``top_frame``.
         notes: facts the analyst must know (a capture shorter than one window, frame
             bytes that could not be exported), as plain sentences.
         links: artifact name -> storage location, shown as text.

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 TEMPLATE_NAME = "score_report.html.j2"
 TOP_HOSTS = 20
+TOP_HOST_SCORES = 10
+"""Highest-scoring hosts listed per model."""
 TOP_WINDOW_VALUES = 5
 """Hosts and protocols listed per flagged window, most frames first."""
 
@@ -75,6 +77,7 @@ class HostScoreRow:
     score: str
     ratio: str
     frames: int
+    flagged_frames: int
     top_frame: int
 
 
@@ -135,6 +138,8 @@ def render_score_report(inputs: ScoreReportInputs) -> str:
         "packet_summary": tables.summarize_packets(inputs.packets),
         "host_rows": host_rows(inputs.packets, flagged_numbers, inputs.frames),
         "host_score_rows": host_score_rows(inputs),
+        "host_score_totals": {kind: len(table) for kind, table in inputs.host_scores.items()},
+        "host_scores_shown": TOP_HOST_SCORES,
         "pair_rows": pair_rows(inputs.packets),
         "traffic_plots": traffic,
         "links": sorted(inputs.links.items()),
@@ -228,14 +233,15 @@ def host_rows(packets: pd.DataFrame, flagged_numbers: set[int], frames: pd.DataF
 
 
 def host_score_rows(inputs: ScoreReportInputs) -> list[HostScoreRow]:
-    """List each model's highest-scoring hosts with their score as a multiple of the model's threshold."""
+    """List each model's ``TOP_HOST_SCORES`` highest-scoring hosts with their score as a multiple of the model's threshold."""
     thresholds = {model.kind: model.threshold for model in inputs.models}
     rows = []
     for kind, table in inputs.host_scores.items():
         threshold = thresholds.get(kind)
-        for row in table.itertuples(index=False):
+        for row in table.head(TOP_HOST_SCORES).itertuples(index=False):
             ratio = f"{row.score / threshold:.2f}" if threshold else "n/a"
-            rows.append(HostScoreRow(kind, str(row.address), f"{row.score:.6g}", ratio, int(row.frames), int(row.top_frame)))
+            rows.append(HostScoreRow(kind, str(row.address), f"{row.score:.6g}", ratio, int(row.frames), int(row.flagged_frames),
+                                     int(row.top_frame)))
     return rows
 
 

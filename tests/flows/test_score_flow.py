@@ -101,6 +101,9 @@ def test_frame_and_host_scores_match_flags(trained_store, scan_summary, shared_c
         involved = set().union(*(hosts_of_frame[number] for number in flagged))
         assert set(hosts.loc[hosts["flagged"], "address"]) == involved
         assert hosts["score"].is_monotonic_decreasing
+        for address, group in hosts[hosts["flagged"]].groupby("address"):
+            expected = sum(1 for number in flagged if address in hosts_of_frame[number])
+            assert group["flagged_frames"].iloc[0] == expected, address
         top = hosts.iloc[0]
         assert frames.set_index("frame_number").loc[top["top_frame"], "score"] == top["score"]
         assert [host["address"] for host in scan_summary["top_hosts"][kind]] == hosts["address"].head(3).tolist()

@@ -160,7 +160,8 @@ def test_markdown_lists_metrics_and_locations():
         "metrics": {"lstm": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "flagged_share": 0.036}, "conv1d": {"flagged_share": 0.028}},
         "exported_frames": 77,
         "display_filter": "frame.number in {1..8}",
-        "top_hosts": {"lstm": [{"address": "192.0.2.7", "score": 0.0421, "frames": 310, "top_frame": 77}], "conv1d": []},
+        "top_hosts": {"lstm": [{"address": "192.0.2.7", "score": 0.0421, "frames": 412, "flagged_frames": 310, "top_frame": 77}],
+                      "conv1d": []},
     }
 
     markdown = score_markdown(summary, "file:///d/reports/adhoc/x/report.html", "file:///d/reports/adhoc/x/flagged.pcapng")
@@ -170,7 +171,7 @@ def test_markdown_lists_metrics_and_locations():
     assert "Report: `file:///d/reports/adhoc/x/report.html`" in markdown
     assert "Flagged frames (77): `file:///d/reports/adhoc/x/flagged.pcapng`" in markdown
     assert "Display filter: `frame.number in {1..8}`" in markdown
-    assert "Highest-scoring lstm hosts: 192.0.2.7 (0.0421, frame 77)" in markdown
+    assert "Highest-scoring lstm hosts: 192.0.2.7 (0.0421 at frame 77, 310 of 412 frames flagged)" in markdown
     assert "conv1d hosts" not in markdown
 
 

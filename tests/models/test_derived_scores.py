@@ -68,7 +68,7 @@ def test_host_takes_highest_frame_it_sent_or_received():
         "dst_addr": ["10.0.0.2", "10.0.0.1", "10.0.0.1", None, "10.0.0.1"],
     })
 
-    table = host_scores(frames, addresses)
+    table = host_scores(frames, addresses, threshold=0.5)
 
     assert table["address"].tolist() == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
     assert table["score"].tolist() == [0.7, 0.7, 0.7]
@@ -79,14 +79,38 @@ def test_host_takes_highest_frame_it_sent_or_received():
     assert by_address.loc["10.0.0.1", "frames"] == 3
     assert by_address.loc["10.0.0.3", "score"] == 0.7
     assert by_address.loc["10.0.0.3", "top_frame"] == 4
+    assert by_address["flagged_frames"].tolist() == [1, 1, 1]
+    assert by_address["flagged"].all()
     assert "10.0.0.9" not in by_address.index
+
+
+def test_tied_hosts_ordered_by_flagged_frames():
+    frames = pd.DataFrame({"frame_number": [1, 2, 3, 4], "score": [0.9, 0.9, 0.6, 0.2]})
+    addresses = pd.DataFrame({"frame_number": [1, 2, 3, 4], "src_addr": ["a", "z", "z", "z"], "dst_addr": [None] * 4})
+
+    table = host_scores(frames, addresses, threshold=0.5)
+
+    assert table["address"].tolist() == ["z", "a"]
+    assert table["flagged_frames"].tolist() == [2, 1]
+    assert table["frames"].tolist() == [3, 1]
+
+
+def test_host_below_threshold_not_flagged():
+    frames = pd.DataFrame({"frame_number": [1, 2], "score": [0.9, 0.2]})
+    addresses = pd.DataFrame({"frame_number": [1, 2], "src_addr": ["a", "b"], "dst_addr": [None, None]})
+
+    table = host_scores(frames, addresses, threshold=0.5).set_index("address")
+
+    assert table.loc["b", "flagged"] == False  # noqa: E712
+    assert table.loc["b", "flagged_frames"] == 0
+    assert table.loc["a", "flagged"] == True  # noqa: E712
 
 
 def test_hosts_ordered_by_score_then_address():
     frames = pd.DataFrame({"frame_number": [1, 2], "score": [0.2, 0.9]})
     addresses = pd.DataFrame({"frame_number": [1, 2], "src_addr": ["b", "c"], "dst_addr": ["a", "d"]})
 
-    table = host_scores(frames, addresses)
+    table = host_scores(frames, addresses, threshold=0.5)
 
     assert table["address"].tolist() == ["c", "d", "a", "b"]
     assert table["score"].tolist() == [0.9, 0.9, 0.2, 0.2]
@@ -96,7 +120,7 @@ def test_no_scored_frame_gives_empty_host_table():
     frames = pd.DataFrame({"frame_number": pd.Series([], dtype="int64"), "score": pd.Series([], dtype="float64")})
     addresses = pd.DataFrame({"frame_number": [1], "src_addr": ["10.0.0.1"], "dst_addr": ["10.0.0.2"]})
 
-    table = host_scores(frames, addresses)
+    table = host_scores(frames, addresses, threshold=0.5)
 
     assert table.empty
-    assert list(table.columns) == ["address", "score", "frames", "top_frame"]
+    assert list(table.columns) == ["address", "score", "frames", "flagged_frames", "top_frame", "flagged"]
