@@ -15,7 +15,6 @@ import argparse
 import atexit
 import os
 import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -31,6 +30,8 @@ atexit.register(shutil.rmtree, _KERAS_HOME, ignore_errors=True)
 os.environ.setdefault("KERAS_HOME", _KERAS_HOME)
 
 import numpy as np  # noqa: E402
+
+from bench.markdown_section import write_section  # noqa: E402
 
 SECTION = "## Models"
 
@@ -122,18 +123,6 @@ def render_section(results: dict, args: argparse.Namespace, command: str, load: 
         item = results[kind]
         lines.append(f"| {kind} | {item['fit_s']:.2f} | {item['windows_per_s']:,.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the "## Models" section of ``path`` (or append it), keeping the other sections."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _match: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.markdown_section import write_section  # noqa: E402
+
 from spark_jobs.features import FEATURE_SET_NAMES, check_training_window_stride  # noqa: E402
 
 SECTION_TITLE = "## Windows"
@@ -177,15 +179,6 @@ def markdown_section(results: list[dict], *, machine: str, command: str, length:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(document: str, section: str) -> str:
-    """Replace the ``## Windows`` section of a markdown document, or append it; other sections stay."""
-    pattern = re.compile(r"^## Windows\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(document):
-        return pattern.sub(lambda _match: section + "\n", document, count=1).rstrip("\n") + "\n"
-    prefix = document.rstrip("\n") + "\n\n" if document.strip() else "# Benchmarks\n\n"
-    return prefix + section
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     parser = argparse.ArgumentParser(description="Windows per second for each feature set and Spark master.")
@@ -238,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                                training_stride=training_stride)
     sys.stdout.write(section)
     if args.write is not None:
-        existing = args.write.read_text() if args.write.exists() else ""
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(replace_section(existing, section))
+        write_section(args.write, section)
     return 0
 
 

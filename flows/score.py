@@ -349,8 +349,8 @@ def derive_scores(settings: ScoreSettings, status: CaptureStatus, champions: dic
     """
     log = get_run_logger()
     store = settings.open_store()
-    # NOTE: every frame's addresses are collected on the driver, as the row metadata is in ``cut_windows``.
-    # Captures of tens of millions of frames would need this join done in Spark.
+    # NOTE: every frame's addresses are collected on the driver's Python process, as the row metadata is in
+    # ``cut_windows``: about 1.4 GiB for 4 million frames (docs/benchmarks.md). Far larger captures need this join in Spark.
     addresses = _packets(settings, status, run_id).select("frame_number", "src_addr", "dst_addr").toPandas()
     host_keys = {}
     for kind, key in score_keys.items():
