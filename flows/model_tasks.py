@@ -6,8 +6,6 @@ the model version folder, so tasks pass keys, not models or arrays.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
@@ -15,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import layout
 from flows.settings import NetaeSettings
+from flows.store_frames import get_frame, put_frame
 from models.artifacts import model_from_bytes, model_to_bytes
 from models.datasets import WindowReader, evaluation_windows, normal_windows_of
 from models.baselines import evaluate_baselines
@@ -81,9 +80,7 @@ def calibrate_threshold(settings: NetaeSettings, kind: str, windows: WindowSet, 
     )
     folder = model_key.rsplit("/", 1)[0] + "/"
     store.put_json(folder + "threshold.json", threshold.to_json())
-    buffer = io.BytesIO()
-    reader.metadata(selector).assign(score=scores).to_parquet(buffer, index=False)
-    store.put_bytes(folder + layout.CALIBRATION_FILE, buffer.getvalue())
+    put_frame(store, folder + layout.CALIBRATION_FILE, reader.metadata(selector).assign(score=scores))
     log.info("%s threshold %.6g by %s over %d normal windows: %s", kind, threshold.value, threshold.method,
              scores.size, threshold.params)
     return threshold
@@ -137,9 +134,7 @@ def evaluate_model(settings: NetaeSettings, kind: str, windows: WindowSet, model
         metrics["baselines"] = run_baselines(settings, windows, model_key)
     decision = compare_with_champion(settings, kind, windows, model_key, metrics.get("pr_auc"))
     metrics["promotion"] = decision.to_json()
-    buffer = io.BytesIO()
-    metadata.to_parquet(buffer, index=False)
-    store.put_bytes(folder + "evaluation.parquet", buffer.getvalue())
+    put_frame(store, folder + "evaluation.parquet", metadata)
     store.put_json(folder + "metrics.json", metrics)
     summary = {name: metrics[name] for name in ("accuracy", "precision", "recall", "f1") if name in metrics}
     log.info("%s on %d evaluation windows: flagged %.1f%%, %s", kind, len(metadata), 100 * metrics["flagged_share"], summary)
@@ -159,7 +154,7 @@ def check_false_alarms(store, model_key: str, metadata: pd.DataFrame, scores: np
     the promise is logged as a warning, because the threshold then flags more
     benign traffic than it was set for.
     """
-    calibration = pd.read_parquet(io.BytesIO(store.get_bytes(model_key.rsplit("/", 1)[0] + "/" + layout.CALIBRATION_FILE)))
+    calibration = get_frame(store, model_key.rsplit("/", 1)[0] + "/" + layout.CALIBRATION_FILE)
     check = false_alarm_check(
         pd.concat([calibration, metadata], ignore_index=True),
         np.concatenate([scores_array(calibration), scores]),
@@ -176,8 +171,7 @@ def check_false_alarms(store, model_key: str, metadata: pd.DataFrame, scores: np
 
 def load_evaluation(settings: NetaeSettings, model_key: str) -> pd.DataFrame:
     """Read the evaluation scores that ``evaluate_model`` stored beside the model."""
-    data = settings.open_store().get_bytes(model_key.rsplit("/", 1)[0] + "/evaluation.parquet")
-    frame = pd.read_parquet(io.BytesIO(data))
+    frame = get_frame(settings.open_store(), model_key.rsplit("/", 1)[0] + "/evaluation.parquet")
     return frame.sort_values("start_ns", kind="stable").reset_index(drop=True) if len(frame) else frame
 
 

@@ -41,6 +41,7 @@ from pyspark.sql import functions as F
 from flows import layout
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
+from flows.store_frames import get_frame, put_frame
 from flows.score_windows import ROW_FRAME_COLUMNS, WindowFrames, feature_errors, frame_comments, window_hosts
 from flows.wireshark_export import display_filter, read_frames, write_pcapng
 from models.artifacts import model_from_bytes
@@ -279,9 +280,7 @@ def cut_windows(settings: ScoreSettings, status: CaptureStatus, champions: dict[
                 metadata = rows.select(*ROW_FRAME_COLUMNS).toPandas()
             finally:
                 rows.unpersist()
-            buffer = io.BytesIO()
-            metadata.to_parquet(buffer, index=False)
-            store.put_bytes(prefix + "rows.parquet", buffer.getvalue())
+            put_frame(store, prefix + "rows.parquet", metadata)
             by_state[document] = AdhocWindows(window_set, prefix + "rows.parquet")
             log.info("Cut %d windows of %d %s rows every %d (%s mode) with the %s preprocessing",
                      sum(window_set.windows_per_capture.values()), state.window_length,
@@ -326,9 +325,7 @@ def score_windows(settings: ScoreSettings, kind: str, champion: Champion, adhoc:
     ]
 
     key = f"{adhoc_prefix(run_id)}scores/{kind}.parquet"
-    buffer = io.BytesIO()
-    metadata.to_parquet(buffer, index=False)
-    store.put_bytes(key, buffer.getvalue())
+    put_frame(store, key, metadata)
     store.put_json(f"{adhoc_prefix(run_id)}scores/{kind}.top.json", top_windows)
     log.info("%s: %d of %d windows above the threshold %.6g", kind, len(flagged_positions), len(metadata), threshold)
     return key
@@ -339,9 +336,9 @@ def derive_scores(settings: ScoreSettings, status: CaptureStatus, champions: dic
                   windows: dict[str, AdhocWindows], score_keys: dict[str, str], run_id: str) -> dict[str, str]:
     """Derive each model's frame and host scores from its window scores and store them; returns the host tables' keys.
 
-    The rule is ``models.derived_scores``'s: a frame scores the largest score of
-    the windows that contain it, and a host the largest score of the frames it
-    sent or received. Beside ``<kind>.parquet`` go ``<kind>.frames.parquet``
+    The rule is that of ``models.derived_scores``: a frame scores the largest
+    score of the windows that contain it, and a host the largest score of the
+    frames it sent or received. Beside ``<kind>.parquet`` go ``<kind>.frames.parquet``
     (``frame_number``, ``score``, ``flagged``) and ``<kind>.hosts.parquet``
     (``address``, ``score``, ``frames``, ``flagged_frames``, ``top_frame``,
     ``flagged``), highest score first and ties by flagged frames. Addresses are
@@ -349,23 +346,20 @@ def derive_scores(settings: ScoreSettings, status: CaptureStatus, champions: dic
     """
     log = get_run_logger()
     store = settings.open_store()
-    # NOTE: every frame's addresses are collected on the driver's Python process, as the row metadata is in
-    # ``cut_windows``: about 1.4 GiB for 4 million frames (docs/benchmarks.md). Far larger captures need this join in Spark.
+    # NOTE: every frame's addresses are collected in the driver's Python process, as the row metadata is in ``cut_windows``.
+    # This step peaked at about 1.4 GiB for 4 million frames (docs/benchmarks.md), so far larger captures need the join in Spark.
     addresses = _packets(settings, status, run_id).select("frame_number", "src_addr", "dst_addr").toPandas()
     host_keys = {}
     for kind, key in score_keys.items():
         threshold = float(champions[kind].threshold["value"])
-        mapping = WindowFrames(pd.read_parquet(io.BytesIO(store.get_bytes(windows[kind].rows_key))),
-                               Preprocessing.from_json(champions[kind].preprocessing))
-        frames = mapping.frame_scores(pd.read_parquet(io.BytesIO(store.get_bytes(key))))
+        mapping = WindowFrames(get_frame(store, windows[kind].rows_key), Preprocessing.from_json(champions[kind].preprocessing))
+        frames = mapping.frame_scores(get_frame(store, key))
         frames = frames.assign(flagged=frames["score"].to_numpy() > threshold)
         hosts = host_scores(frames, addresses, threshold)
 
         stem = key.removesuffix(".parquet")
-        for suffix, table in ((".frames.parquet", frames), (".hosts.parquet", hosts)):
-            buffer = io.BytesIO()
-            table.to_parquet(buffer, index=False)
-            store.put_bytes(stem + suffix, buffer.getvalue())
+        put_frame(store, stem + ".frames.parquet", frames)
+        put_frame(store, stem + ".hosts.parquet", hosts)
         host_keys[kind] = stem + ".hosts.parquet"
         log.info("%s: %d of %d scored frames and %d of %d hosts above the threshold %.6g", kind,
                  int(frames["flagged"].sum()), len(frames), int(hosts["flagged"].sum()), len(hosts), threshold)
@@ -390,12 +384,12 @@ def write_score_report(
     # NOTE: the traffic plots and host summaries use the first REPORT_PACKET_ROWS frames only, to bound driver memory.
     packets = spark_packets.where(F.col("frame_number") <= REPORT_PACKET_ROWS).select(*FRAME_COLUMNS).toPandas()
 
-    scores = {kind: pd.read_parquet(io.BytesIO(store.get_bytes(key))) for kind, key in score_keys.items()}
+    scores = {kind: get_frame(store, key) for kind, key in score_keys.items()}
     tops = {kind: store.get_json(key.removesuffix(".parquet") + ".top.json") for kind, key in score_keys.items()}
-    hosts = {kind: pd.read_parquet(io.BytesIO(store.get_bytes(key))) for kind, key in host_keys.items()}
+    hosts = {kind: get_frame(store, key) for kind, key in host_keys.items()}
     thresholds = {kind: float(champions[kind].threshold["value"]) for kind in champions}
     mappings = {
-        kind: WindowFrames(pd.read_parquet(io.BytesIO(store.get_bytes(item.rows_key))), Preprocessing.from_json(champions[kind].preprocessing))
+        kind: WindowFrames(get_frame(store, item.rows_key), Preprocessing.from_json(champions[kind].preprocessing))
         for kind, item in windows.items()
     }
 
