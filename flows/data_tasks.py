@@ -13,7 +13,8 @@ from expectations import packet_suite, validate_dataframe, window_suite, window_
 from expectations.data_docs import publish_data_docs
 from expectations.drift_suite import check_drift, drift_summary_frame
 from flows import layout
-from flows.ledger import CaptureIntake, plan_intake
+from flows.ledger import CaptureIntake, LedgerError, plan_intake
+from flows.retries import RETRIES, RETRY_DELAYS_S, retry_unless
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from models.datasets import WindowReader
@@ -30,7 +31,8 @@ from spark_jobs.windows import (
 )
 
 
-@task(name="pull-captures", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(name="pull-captures", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless(LedgerError))
 def pull_captures(settings: NetaeSettings) -> CaptureIntake:
     """List the captures under the captures prefix and keep the new or changed ones.
 

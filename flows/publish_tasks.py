@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import layout
 from flows.ledger import LEDGER_KEY, record_published
 from flows.model_tasks import load_evaluation, scores_array
+from flows.retries import RETRIES, RETRY_DELAYS_S
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from models.champion import PromotionDecision, apply_decision
@@ -125,7 +126,7 @@ def published_validations(store, run_id: str) -> list[str]:
     return sorted(keys)
 
 
-@task(name="publish", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(name="publish", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE)
 def publish(
     settings: NetaeSettings,
     run_id: str,

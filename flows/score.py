@@ -39,6 +39,7 @@ from pydantic import Field, SecretStr, model_validator
 from pyspark.sql import functions as F
 
 from flows import layout
+from flows.retries import RETRIES, RETRY_DELAYS_S, retry_unless
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from flows.store_frames import get_frame, put_frame
@@ -159,7 +160,8 @@ def adhoc_report_prefix(run_id: str) -> str:
     return f"reports/adhoc/{run_id}/"
 
 
-@task(name="load-champions", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(name="load-champions", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless(MissingChampionError))
 def load_champions(settings: ScoreSettings) -> dict[str, Champion]:
     """Read each kind's champion pointer and the preprocessing and threshold of its version.
 
@@ -195,7 +197,8 @@ def load_champions(settings: ScoreSettings) -> dict[str, Champion]:
     return champions
 
 
-@task(name="stage-capture", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(name="stage-capture", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless(FileNotFoundError))
 def stage_capture(settings: ScoreSettings, capture: str, labels: str | None, run_id: str) -> CaptureRef:
     """Resolve the capture and labels locations to store keys, uploading local files.
 
@@ -349,11 +352,11 @@ def derive_scores(settings: ScoreSettings, status: CaptureStatus, champions: dic
     # NOTE: every frame's addresses are collected in the driver's Python process, as the row metadata is in ``cut_windows``.
     # This step peaked at about 1.4 GiB for 4 million frames (docs/benchmarks.md), so far larger captures need the join in Spark.
     addresses = _packets(settings, status, run_id).select("frame_number", "src_addr", "dst_addr").toPandas()
+    mappings = _window_frames(store, champions, windows)
     host_keys = {}
     for kind, key in score_keys.items():
         threshold = float(champions[kind].threshold["value"])
-        mapping = WindowFrames(get_frame(store, windows[kind].rows_key), Preprocessing.from_json(champions[kind].preprocessing))
-        frames = mapping.frame_scores(get_frame(store, key))
+        frames = mappings[kind].frame_scores(get_frame(store, key))
         frames = frames.assign(flagged=frames["score"].to_numpy() > threshold)
         hosts = host_scores(frames, addresses, threshold)
 
@@ -388,10 +391,7 @@ def write_score_report(
     tops = {kind: store.get_json(key.removesuffix(".parquet") + ".top.json") for kind, key in score_keys.items()}
     hosts = {kind: get_frame(store, key) for kind, key in host_keys.items()}
     thresholds = {kind: float(champions[kind].threshold["value"]) for kind in champions}
-    mappings = {
-        kind: WindowFrames(get_frame(store, item.rows_key), Preprocessing.from_json(champions[kind].preprocessing))
-        for kind, item in windows.items()
-    }
+    mappings = _window_frames(store, champions, windows)
 
     flagged_windows = _flagged_windows(tops, scores, thresholds, mappings)
     listed = sorted({number for window in flagged_windows for number in window.frame_numbers})
@@ -469,6 +469,15 @@ def write_score_report(
         "top_flagged": [_top_row(window, inputs, pseudonymizer) for window in flagged_windows],
         "top_hosts": {kind: _top_hosts(table) for kind, table in inputs.host_scores.items()},
     }
+
+
+def _window_frames(store: ObjectStore, champions: dict[str, Champion], windows: dict[str, AdhocWindows]) -> dict[str, WindowFrames]:
+    """Map each model's windows back to frames, reading each shared window set's row metadata once."""
+    by_key: dict[str, WindowFrames] = {}
+    for kind, item in windows.items():
+        if item.rows_key not in by_key:
+            by_key[item.rows_key] = WindowFrames(get_frame(store, item.rows_key), Preprocessing.from_json(champions[kind].preprocessing))
+    return {kind: by_key[item.rows_key] for kind, item in windows.items()}
 
 
 def _flagged_windows(tops: dict[str, list], scores: dict[str, pd.DataFrame], thresholds: dict[str, float], mappings: dict[str, WindowFrames]) -> list[FlaggedWindow]:
