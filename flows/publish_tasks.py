@@ -11,9 +11,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import layout
-from flows.ledger import LEDGER_KEY, record_published
+from flows.ledger import LEDGER_KEY, LedgerError, record_published
 from flows.model_tasks import load_evaluation, scores_array
-from flows.retries import RETRIES, RETRY_DELAYS_S
+from flows.retries import RETRIES, RETRY_DELAYS_S, retry_unless
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from models.champion import PromotionDecision, apply_decision
@@ -126,7 +126,8 @@ def published_validations(store, run_id: str) -> list[str]:
     return sorted(keys)
 
 
-@task(name="publish", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE)
+@task(name="publish", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless(LedgerError))
 def publish(
     settings: NetaeSettings,
     run_id: str,

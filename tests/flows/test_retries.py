@@ -8,6 +8,7 @@ from prefect.states import Completed, Failed
 
 from flows.data_tasks import pull_captures
 from flows.ledger import LedgerError
+from flows.publish_tasks import publish
 from flows.retries import retry_unless
 from flows.score import MissingChampionError, load_champions, stage_capture
 from objectstore.base import StorageError
@@ -69,8 +70,9 @@ def test_no_permanent_type_is_rejected():
         (load_champions, MissingChampionError("no lstm champion")),
         (stage_capture, FileNotFoundError("capture 'x.pcap' is neither a key nor a local file")),
         (pull_captures, LedgerError("unknown state 'half-done'")),
+        (publish, LedgerError("capture 'captures/a.pcap' has no entry in runs/ledger.json")),
     ],
-    ids=["load-champions", "stage-capture", "pull-captures"],
+    ids=["load-champions", "stage-capture", "pull-captures", "publish"],
 )
 def test_storage_task_retry_conditions(storage_task, permanent):
     should_retry = storage_task.retry_condition_fn
