@@ -138,13 +138,18 @@ def score(
     spark_master: Optional[str] = typer.Option(None, help="Spark master URL (env NETAE_SPARK_MASTER)"),
 ) -> None:
     """Score one capture with the champion models and write the analyst report."""
-    from flows.score import ScoreSettings, describe_hosts, score as score_flow
+    from flows.score import CaptureNotDecodedError, MissingChampionError, ScoreSettings, describe_hosts, score as score_flow
 
     values = {"storage_url": storage_url, "pseudonymize": pseudonymize, "top_flagged_windows": top, "spark_master": spark_master}
     settings = _settings(ScoreSettings, **values)
-    with FlowProgress("score") as progress:
-        summary = score_flow(capture=capture, labels=labels, settings=settings)
-        progress.finish()
+    try:
+        with FlowProgress("score") as progress:
+            summary = score_flow(capture=capture, labels=labels, settings=settings)
+            progress.finish()
+    except (MissingChampionError, FileNotFoundError, CaptureNotDecodedError) as error:
+        # The flow run's log above has the traceback, so the last line states the problem alone.
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     store = settings.open_store()
     typer.echo(f"run id: {summary['run_id']}")
     for kind, windows in summary["windows"].items():

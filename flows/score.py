@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ from models.scoring import reconstruction_errors
 from models.threshold_checks import PROMISE_TOLERANCE, keeps_promise, threshold_promise
 from models.thresholds import Threshold
 from objectstore import ObjectStore
-from objectstore.base import StorageError
+from objectstore.base import StorageError, validate_key
 from reports.inputs import ModelSection
 from reports.pseudonyms import Pseudonymizer
 from reports.score_inputs import FRAME_COLUMNS, FlaggedWindow, ScoreReportInputs, pseudonymize_inputs
@@ -66,7 +65,6 @@ from spark_jobs.extract_packets import CaptureStatus, extract_packets, read_pack
 from spark_jobs.features import Preprocessing, feature_set
 from spark_jobs.windows import WindowSet, build_windows, feature_rows
 
-logger = logging.getLogger(__name__)
 
 # Local files scored ad hoc are uploaded here, outside the default captures/
 # prefix, so the nightly retrain never trains on captures an analyst scored.
@@ -212,28 +210,52 @@ def stage_capture(settings: ScoreSettings, capture: str, labels: str | None, run
     log = get_run_logger()
     store = settings.open_store()
     upload_prefix = f"{ADHOC_CAPTURES_PREFIX}{run_id}/"
-    capture_key = _resolve(store, capture, upload_prefix + PurePosixPath(capture).name, "capture")
+    # Both locations are checked before either is uploaded, so a wrong labels path leaves nothing behind.
+    found_capture = _locate(store, capture, "capture")
+    found_labels = _locate(store, labels, "labels file") if labels is not None else None
+    capture_key = _stage(store, found_capture, upload_prefix + PurePosixPath(capture).name, log)
     labels_key = None
-    if labels is not None:
-        labels_key = _resolve(store, labels, upload_prefix + PurePosixPath(labels).name, "labels file")
+    if found_labels is not None:
+        labels_key = _stage(store, found_labels, upload_prefix + PurePosixPath(labels).name, log)
     elif store.exists(labels_key_for(capture_key)):
         labels_key = labels_key_for(capture_key)
     log.info("Scoring %s (labels: %s)", store.location(capture_key), store.location(labels_key) if labels_key else "none")
     return CaptureRef(capture_id=capture_id_for_key(capture_key), key=capture_key, labels_key=labels_key)
 
 
-def _resolve(store: ObjectStore, location: str, upload_key: str, description: str) -> str:
-    try:
-        if store.exists(location):
-            return location
-    except StorageError:
-        pass  # not a valid key (an absolute path, say), so it can only be a local file
+def _locate(store: ObjectStore, location: str, description: str) -> str | Path:
+    """Return ``location`` as a store key when the store has it, or else as a local file path.
+
+    Only a location that is a valid key is looked up, so an absolute path skips the
+    store. A ``StorageError`` from the lookup itself (an unreachable endpoint)
+    propagates, and the task retries it, instead of reading as a missing file.
+
+    Raises:
+        FileNotFoundError: when the location is neither a key in the store nor a local file.
+    """
+    if _is_key(location) and store.exists(location):
+        return location
     path = Path(location).expanduser()
     if path.is_file():
-        store.put_file(upload_key, str(path))
-        logger.info("Uploaded %s to %s", path, store.location(upload_key))
-        return upload_key
+        return path
     raise FileNotFoundError(f"{description} {location!r} is neither a key in {store.url} nor a local file; check the path")
+
+
+def _is_key(location: str) -> bool:
+    try:
+        validate_key(location)
+    except StorageError:
+        return False
+    return True
+
+
+def _stage(store: ObjectStore, found: str | Path, upload_key: str, log) -> str:
+    """Return the store key of a located capture or labels file, uploading a local file to ``upload_key`` first."""
+    if isinstance(found, str):
+        return found
+    store.put_file(upload_key, str(found))
+    log.info("Uploaded %s to %s", found, store.location(upload_key))
+    return upload_key
 
 
 @task(name="decode-capture", cache_policy=NO_CACHE)

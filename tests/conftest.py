@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -121,7 +122,7 @@ def s3_settings_env(s3_server, monkeypatch):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Stop Prefect's temporary API servers while pytest's output streams are still open.
+    """Stop Prefect's temporary API servers while pytest's output streams are still open, then remove the state folder.
 
     Flow runs without ``PREFECT_API_URL`` start a temporary server that Prefect
     stops at interpreter exit. By then pytest has closed the streams its log
@@ -135,3 +136,6 @@ def pytest_sessionfinish(session, exitstatus):
     # NOTE: ``_instances`` is Prefect's private registry of these servers (Prefect 3.x).
     for server in list(SubprocessASGIServer._instances.values()):
         server.stop()
+
+    # With the servers stopped, nothing uses this session's state folder any more.
+    shutil.rmtree(_STATE_DIR, ignore_errors=True)

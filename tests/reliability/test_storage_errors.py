@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from prefect.states import Failed
 
+from flows.score import _locate, stage_capture
 from objectstore import StorageError, open_store
 
 
@@ -37,3 +39,11 @@ def test_object_readable_after_endpoint_returns(unreachable_store, s3_proxy):
     s3_proxy.resume()
 
     assert unreachable_store.get_bytes("models/lstm/champion.json") == b"{}"
+
+
+def test_capture_lookup_outage_is_retried(unreachable_store):
+    with pytest.raises(StorageError, match=r"captures/monday\.pcapng.* did not respond") as failure:
+        _locate(unreachable_store, "captures/monday.pcapng", "capture")
+
+    assert not isinstance(failure.value, FileNotFoundError)
+    assert stage_capture.retry_condition_fn(stage_capture, None, Failed(data=failure.value)) is True
