@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, get_args
 
@@ -50,10 +51,25 @@ def _describe_problem(settings_class: type[NetaeSettings], item: dict) -> str:
     return f"{field} (NETAE_{field.upper()}){value}: {message}"
 
 
-def _run_retrain(settings: NetaeSettings) -> dict:
-    from flows.retrain import retrain
+@contextmanager
+def _exit_on(*errors: type[BaseException]):
+    """Turn the given errors into one ``error:`` line on stderr and exit code 1.
 
-    with FlowProgress("retrain") as progress:
+    The flow run's log above already has the traceback, so the last line states
+    the problem alone.
+    """
+    try:
+        yield
+    except errors as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _run_retrain(settings: NetaeSettings) -> dict:
+    from flows.ledger import LedgerError
+    from flows.retrain import NoUsableCaptureError, retrain
+
+    with _exit_on(NoUsableCaptureError, LedgerError), FlowProgress("retrain") as progress:
         manifest = retrain(settings=settings)
         progress.finish()
     return manifest
@@ -142,14 +158,9 @@ def score(
 
     values = {"storage_url": storage_url, "pseudonymize": pseudonymize, "top_flagged_windows": top, "spark_master": spark_master}
     settings = _settings(ScoreSettings, **values)
-    try:
-        with FlowProgress("score") as progress:
-            summary = score_flow(capture=capture, labels=labels, settings=settings)
-            progress.finish()
-    except (MissingChampionError, FileNotFoundError, CaptureNotDecodedError) as error:
-        # The flow run's log above has the traceback, so the last line states the problem alone.
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+    with _exit_on(MissingChampionError, FileNotFoundError, CaptureNotDecodedError), FlowProgress("score") as progress:
+        summary = score_flow(capture=capture, labels=labels, settings=settings)
+        progress.finish()
     store = settings.open_store()
     typer.echo(f"run id: {summary['run_id']}")
     for kind, windows in summary["windows"].items():

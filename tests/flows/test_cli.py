@@ -11,6 +11,13 @@ import pytest
 
 # A wide terminal keeps typer from wrapping long paths inside its error box.
 WIDE = {**os.environ, "COLUMNS": "400"}
+# Prefect's console log lines start with the time. Prefect also logs, at exit, that it stops its temporary server.
+PREFECT_LOG_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d+ \| ")
+
+
+def _last_own_line(stderr: str) -> str:
+    """Return the command's last line on stderr that is not a Prefect log line."""
+    return [line for line in stderr.strip().splitlines() if not PREFECT_LOG_LINE.match(line)][-1]
 
 
 def test_help_lists_commands():
@@ -101,3 +108,30 @@ def test_second_demo_run_skips(tmp_path):
     assert "skipped: no new or changed capture" in second.stdout
     assert f"already trained on in {url}" in second.stdout
     assert "pass another --storage-url" in second.stdout
+
+
+def test_score_without_champion_error_line(tmp_path):
+    capture = tmp_path / "one.pcap"
+    capture.write_bytes(b"not read: the champions are missing first")
+    command = [sys.executable, "-m", "flows.cli", "score", str(capture), "--storage-url", f"file://{tmp_path / 'empty'}"]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=WIDE, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert re.fullmatch(r"error: no lstm champion at file://.*/empty/models/lstm/champion\.json: run `netae retrain` "
+                        r"\(or `netae demo`\) first so that there are models to score with", _last_own_line(result.stderr))
+    assert "Traceback" not in result.stdout
+
+
+def test_retrain_no_decodable_capture_error_line(tmp_path):
+    store = tmp_path / "d"
+    (store / "captures").mkdir(parents=True)
+    (store / "captures" / "notes.pcap").write_text("meeting notes, saved with the wrong extension\n")
+    command = [sys.executable, "-m", "flows.cli", "retrain", "--storage-url", f"file://{store}"]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=WIDE, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert re.fullmatch(r"error: no capture could be decoded under 'captures/' \(captures/notes\.pcap: .+\)",
+                        _last_own_line(result.stderr))
+    assert not (store / "models").exists()

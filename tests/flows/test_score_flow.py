@@ -222,22 +222,6 @@ def test_wrong_labels_path_uploads_nothing(trained_store, demo_sample, tmp_path)
     assert list(settings.open_store().iter_keys("adhoc/")) == []
 
 
-def test_cli_score_error_ends_with_one_line(tmp_path, demo_sample):
-    command = [sys.executable, "-m", "flows.cli", "score", str(demo_sample / "demo.pcapng"),
-               "--storage-url", f"file://{tmp_path / 'empty'}"]
-
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "COLUMNS": "400"}, cwd=tmp_path)
-
-    assert result.returncode == 1
-    # Prefect logs that it stops its temporary server at exit, after the command's own output.
-    own_lines = [line for line in result.stderr.strip().splitlines() if not re.match(r"\d\d:\d\d:\d\d\.\d+ \| ", line)]
-    last_line = own_lines[-1]
-    assert re.fullmatch(r"error: no lstm champion at file://.*/empty/models/lstm/champion\.json: run `netae retrain` "
-                        r"\(or `netae demo`\) first so that there are models to score with", last_line), last_line
-    assert "Traceback" not in result.stdout
-
-
 def test_unreadable_capture_is_reported(trained_store, shared_cases):
     with pytest.raises(CaptureNotDecodedError, match=r"cannot score .*not-a-capture\.pcap: .*[Nn]ot a capture file"):
         score(capture=str(shared_cases / "not-a-capture.pcap"), settings=_settings(trained_store))
