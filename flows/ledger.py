@@ -14,7 +14,9 @@ An entry moves through two states:
   table partition in the lake, and takes the capture as already decoded instead
   of decoding it again.
 * ``consumed`` or ``set_aside``: a run published with this capture among its
-  inputs. A later run skips the capture for as long as its ETag stays the same.
+  inputs, or (``set_aside`` only) a run stopped because none of its captures
+  could be decoded. A later run skips the capture for as long as its ETag stays
+  the same.
 
 A capture stored again under the same key gets a new ETag, so the next run
 decodes it again. Its lake partition is then replaced, not duplicated. A labels
@@ -270,6 +272,31 @@ def record_published(store: ObjectStore, statuses: list[CaptureStatus], run_id: 
     Raises:
         LedgerError: when a capture has no ledger entry.
     """
+    _settle(store, statuses, run_id)
+    logger.info("Ledger: run %s consumed %d capture(s)", run_id, len(statuses))
+
+
+def record_set_aside(store: ObjectStore, statuses: list[CaptureStatus], run_id: str) -> None:
+    """Mark captures that no run can decode as ``set_aside``, for a run that stops without publishing.
+
+    Without this, a run whose captures all fail to decode would leave them
+    ``pending``, and every later run would resume them and fail the same way.
+    Set aside, they are skipped until the object or its labels file is stored
+    again. Every status must have a ``pending`` entry from ``record_decoded``.
+
+    Raises:
+        ValueError: when a status is of a decoded capture, which only a publication may mark.
+        LedgerError: when a capture has no ledger entry.
+    """
+    decoded = [status.key for status in statuses if status.decoded]
+    if decoded:
+        raise ValueError(f"record_set_aside takes undecoded captures only, got decoded {decoded}")
+    _settle(store, statuses, run_id)
+    logger.info("Ledger: run %s set aside %d capture(s) it could not decode", run_id, len(statuses))
+
+
+def _settle(store: ObjectStore, statuses: list[CaptureStatus], run_id: str) -> None:
+    """Move pending entries to ``consumed`` (decoded) or ``set_aside`` (not decoded)."""
     ledger = Ledger.load(store)
     updated = _now_utc()
     for status in statuses:
@@ -290,4 +317,3 @@ def record_published(store: ObjectStore, statuses: list[CaptureStatus], run_id: 
             status=asdict(status),
         )
     ledger.save(store)
-    logger.info("Ledger: run %s consumed %d capture(s)", run_id, len(statuses))

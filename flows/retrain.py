@@ -6,11 +6,12 @@ from prefect import flow, get_run_logger
 
 from flows import layout
 from flows.data_tasks import decode_captures, make_windows, pull_captures, validate_packets, validate_windows
-from flows.ledger import record_decoded
+from flows.ledger import LEDGER_KEY, record_decoded, record_set_aside
 from flows.model_tasks import calibrate_threshold, evaluate_model, train_model
 from flows.publish_tasks import publish, write_report
 from flows.settings import NetaeSettings
 from models.autoencoders import MODEL_KINDS
+from spark_jobs.extract_packets import CaptureStatus
 
 
 class NoUsableCaptureError(RuntimeError):
@@ -37,7 +38,7 @@ def retrain(settings: NetaeSettings | None = None, run_id: str | None = None) ->
 
     Raises:
         NoUsableCaptureError: when none of the new captures could be decoded;
-            nothing is published.
+            nothing is published, and the ledger sets those captures aside.
     """
     settings = settings or NetaeSettings()
     run_id = run_id or layout.new_run_id()
@@ -59,8 +60,13 @@ def retrain(settings: NetaeSettings | None = None, run_id: str | None = None) ->
     statuses = intake.resumed + fresh
     decoded = [status.capture_id for status in statuses if status.decoded]
     if not decoded:
-        reasons = "; ".join(f"{status.key}: {status.error}" for status in statuses) or "no capture found"
-        raise NoUsableCaptureError(f"no capture could be decoded under {settings.captures_prefix!r} ({reasons})")
+        store = settings.open_store()
+        reasons = "; ".join(_failure(status) for status in statuses) or "no capture found"
+        message = f"no capture could be decoded under {settings.captures_prefix!r} ({reasons})"
+        if statuses:
+            record_set_aside(store, statuses, run_id)
+            message += f"; set aside in {store.location(LEDGER_KEY)}, so later runs skip them until they are stored again"
+        raise NoUsableCaptureError(message)
 
     # The packet suite checks this run's partitions; earlier ones passed it when they were decoded.
     validate_packets(settings, decoded, run_id)
@@ -81,3 +87,9 @@ def retrain(settings: NetaeSettings | None = None, run_id: str | None = None) ->
     )
     log.info("Run %s complete; report at %s", run_id, settings.open_store().location(report_key))
     return manifest
+
+
+def _failure(status: CaptureStatus) -> str:
+    """Name a capture that failed to decode with its error, without repeating the key the error may start with."""
+    error = status.error or "not decoded"
+    return error if error.startswith(status.key) else f"{status.key}: {error}"

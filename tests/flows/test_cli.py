@@ -132,6 +132,7 @@ def test_retrain_no_decodable_capture_error_line(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=WIDE, cwd=tmp_path)
 
     assert result.returncode == 1
-    assert re.fullmatch(r"error: no capture could be decoded under 'captures/' \(captures/notes\.pcap: .+\)",
+    assert re.fullmatch(r"error: no capture could be decoded under 'captures/' \(captures/notes\.pcap, byte offset 0: .+\); "
+                        r"set aside in file://.*/runs/ledger\.json, so later runs skip them until they are stored again",
                         _last_own_line(result.stderr))
     assert not (store / "models").exists()

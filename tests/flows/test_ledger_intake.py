@@ -14,6 +14,7 @@ from flows.ledger import (
     plan_intake,
     record_decoded,
     record_published,
+    record_set_aside,
 )
 from objectstore import open_store
 from spark_jobs.captures import capture_id_for_key
@@ -166,6 +167,31 @@ def test_set_aside_capture_waits_for_replacement(store):
     assert unchanged.history == []
     assert unchanged.unchanged == 1
     assert [ref.key for ref in replaced.new] == ["captures/bad.pcap"]
+
+
+def test_unpublished_set_aside_waits_for_replacement(store):
+    _put_capture(store, "captures/bad.pcap", b"not a capture")
+    intake = plan_intake(store, CAPTURES, PACKETS)
+    record_decoded(store, [_set_aside("captures/bad.pcap")], intake, "run1")
+    record_set_aside(store, [_set_aside("captures/bad.pcap")], "run1")
+
+    unchanged = plan_intake(store, CAPTURES, PACKETS)
+
+    assert Ledger.load(store).entries["captures/bad.pcap"].state == SET_ASIDE
+    assert unchanged.new == []
+    assert unchanged.resumed == []
+    assert unchanged.unchanged == 1
+
+
+def test_set_aside_rejects_decoded_capture(store):
+    _put_capture(store, "captures/a.pcap")
+    intake = plan_intake(store, CAPTURES, PACKETS)
+    decoded = _decoded(store, "captures/a.pcap", "run1")
+    record_decoded(store, [decoded], intake, "run1")
+
+    with pytest.raises(ValueError, match=r"undecoded captures only, got decoded \['captures/a\.pcap'\]"):
+        record_set_aside(store, [decoded], "run1")
+    assert Ledger.load(store).entries["captures/a.pcap"].state == PENDING
 
 
 def test_deleted_capture_stays_in_history(store):

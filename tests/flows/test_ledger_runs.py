@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from flows import layout
-from flows.ledger import CONSUMED, Ledger
-from flows.retrain import retrain
+from flows.ledger import CONSUMED, SET_ASIDE, Ledger
+from flows.retrain import NoUsableCaptureError, retrain
 from flows.settings import NetaeSettings
 from spark_jobs.captures import capture_id_for_key
 from spark_jobs.extract_packets import MANIFEST_NAME, partition_prefix
@@ -89,3 +89,19 @@ def test_failed_run_resumes_without_decoding(tmp_path):
     assert _partition_run_id(store, "captures/udp.pcap") == "failed-run"
     assert Ledger.load(store).entries["captures/udp.pcap"].state == CONSUMED
     assert store.exists(layout.run_manifest_key(resumed["run_id"]))
+
+
+def test_undecodable_capture_set_aside_once(tmp_path):
+    settings = _settings(tmp_path)
+    store = settings.open_store()
+    store.put_bytes("captures/notes.pcap", b"meeting notes, saved with the wrong extension\n")
+
+    with pytest.raises(NoUsableCaptureError, match=r"captures/notes\.pcap, byte offset 0: .*set aside in .*runs/ledger\.json"):
+        retrain(settings=settings)
+    entry = Ledger.load(store).entries["captures/notes.pcap"]
+    second = retrain(settings=settings)
+
+    assert entry.state == SET_ASIDE
+    assert "no new or changed capture" in second["skipped"]
+    assert second["unchanged"] == 1
+    assert not any(store.iter_keys("models/"))
