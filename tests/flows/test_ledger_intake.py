@@ -153,34 +153,23 @@ def test_resume_without_partition_decodes_again(store):
     assert again.resumed == []
 
 
-def test_set_aside_capture_waits_for_replacement(store):
+@pytest.mark.parametrize("settle", [record_published, record_set_aside], ids=["published", "run-stopped"])
+def test_set_aside_capture_waits_for_replacement(store, settle):
     _put_capture(store, "captures/bad.pcap", b"not a capture")
     intake = plan_intake(store, CAPTURES, PACKETS)
     record_decoded(store, [_set_aside("captures/bad.pcap")], intake, "run1")
-    record_published(store, [_set_aside("captures/bad.pcap")], "run1")
+    settle(store, [_set_aside("captures/bad.pcap")], "run1")
 
     unchanged = plan_intake(store, CAPTURES, PACKETS)
     _put_capture(store, "captures/bad.pcap", b"fixed, replaced capture")
     replaced = plan_intake(store, CAPTURES, PACKETS)
 
-    assert unchanged.new == []
-    assert unchanged.history == []
-    assert unchanged.unchanged == 1
-    assert [ref.key for ref in replaced.new] == ["captures/bad.pcap"]
-
-
-def test_unpublished_set_aside_waits_for_replacement(store):
-    _put_capture(store, "captures/bad.pcap", b"not a capture")
-    intake = plan_intake(store, CAPTURES, PACKETS)
-    record_decoded(store, [_set_aside("captures/bad.pcap")], intake, "run1")
-    record_set_aside(store, [_set_aside("captures/bad.pcap")], "run1")
-
-    unchanged = plan_intake(store, CAPTURES, PACKETS)
-
     assert Ledger.load(store).entries["captures/bad.pcap"].state == SET_ASIDE
     assert unchanged.new == []
     assert unchanged.resumed == []
+    assert unchanged.history == []
     assert unchanged.unchanged == 1
+    assert [ref.key for ref in replaced.new] == ["captures/bad.pcap"]
 
 
 def test_set_aside_rejects_decoded_capture(store):
