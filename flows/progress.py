@@ -9,6 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 # Task runs of one ``retrain`` flow run: pull, decode, validate packets, windows,
 # validate windows, three per model kind (train, threshold, evaluate), report, publish.
 TASKS_PER_FLOW = {"retrain": 12, "score": 7}
+# Prefect's task-run log line at the end of each task run, followed by the state's name.
+FINISHED = "Finished in state "
+SUCCESSFUL_STATES = ("Completed", "Cached")
 
 
 class _TaskRunHandler(logging.Handler):
@@ -21,8 +24,13 @@ class _TaskRunHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         name = getattr(record, "task_run_name", None) or record.name
         message = record.getMessage()
-        if message.startswith("Finished in state"):
-            self._progress.update(self._bar_id, advance=1, description=f"{name} done")
+        if message.startswith(FINISHED):
+            state = message.removeprefix(FINISHED).split("(", 1)[0].strip()
+            if state in SUCCESSFUL_STATES:
+                self._progress.update(self._bar_id, advance=1, description=f"{name} done")
+            else:
+                # A failed task does not advance the bar, and its last frame names the state.
+                self._progress.update(self._bar_id, description=f"{name} {state.lower()}")
         elif message.startswith("Created task run") or message.startswith("Executing"):
             self._progress.update(self._bar_id, description=name)
 
@@ -48,6 +56,16 @@ class FlowProgress:
         """Fill the bar once the flow has returned."""
         total = self._progress.tasks[0].total
         self._progress.update(self._bar_id, completed=total, description="done")
+
+    @property
+    def description(self) -> str:
+        """The text beside the bar: the current task run, or how the last one ended."""
+        return self._progress.tasks[0].description
+
+    @property
+    def completed(self) -> int:
+        """Task runs that finished successfully so far."""
+        return int(self._progress.tasks[0].completed)
 
     def __exit__(self, *exc_info) -> None:
         self._logger.removeHandler(self._handler)
