@@ -4,7 +4,7 @@
 # Test files run in NETAE_TEST_WORKERS parallel pytest processes (default: the
 # CPU count, at most 4), each file whole in one process, so that a module's
 # fixtures (trained models, flow runs) are built once. Most of the suite waits
-# on Spark, Prefect and child processes, so two workers fit two cores (10 to 14
+# on Spark, Prefect and child processes, so two workers fit two cores (10 to 15
 # minutes against 17 in one process, measured on two cores). Each
 # worker starts its own Spark driver (2 GiB) and Prefect server, which is why the
 # default stops at 4. NETAE_TEST_WORKERS=0 runs everything in this process.
