@@ -14,7 +14,7 @@ from expectations.data_docs import publish_data_docs
 from expectations.drift_suite import check_drift, drift_summary_frame
 from flows import layout
 from flows.ledger import CaptureIntake, LedgerError, plan_intake
-from flows.retries import RETRIES, RETRY_DELAYS_S, retry_unless
+from flows.retries import storage_retries
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from models.datasets import WindowReader
@@ -31,8 +31,7 @@ from spark_jobs.windows import (
 )
 
 
-@task(name="pull-captures", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
-      retry_condition_fn=retry_unless(LedgerError))
+@task(name="pull-captures", cache_policy=NO_CACHE, **storage_retries(LedgerError))
 def pull_captures(settings: NetaeSettings) -> CaptureIntake:
     """List the captures under the captures prefix and keep the new or changed ones.
 

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import layout
 from flows.ledger import LEDGER_KEY, LedgerError, record_published
 from flows.model_tasks import load_evaluation, scores_array
-from flows.retries import RETRIES, RETRY_DELAYS_S, retry_unless
+from flows.retries import storage_retries
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from models.champion import PromotionDecision, apply_decision
@@ -126,8 +126,7 @@ def published_validations(store, run_id: str) -> list[str]:
     return sorted(keys)
 
 
-@task(name="publish", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
-      retry_condition_fn=retry_unless(LedgerError))
+@task(name="publish", cache_policy=NO_CACHE, **storage_retries(LedgerError))
 def publish(
     settings: NetaeSettings,
     run_id: str,

@@ -90,6 +90,6 @@ def retrain(settings: NetaeSettings | None = None, run_id: str | None = None) ->
 
 
 def _failure(status: CaptureStatus) -> str:
-    """Name a capture that failed to decode with its error, without repeating the key the error may start with."""
+    """Return ``key: error`` for a capture that failed to decode, or the error alone when it already starts with the key."""
     error = status.error or "not decoded"
     return error if error.startswith(status.key) else f"{status.key}: {error}"

@@ -38,7 +38,7 @@ from pydantic import Field, SecretStr, model_validator
 from pyspark.sql import functions as F
 
 from flows import layout
-from flows.retries import RETRIES, RETRY_DELAYS_S, retry_unless
+from flows.retries import storage_retries
 from flows.settings import NetaeSettings
 from flows.spark import spark_for
 from flows.store_frames import get_frame, put_frame
@@ -158,8 +158,7 @@ def adhoc_report_prefix(run_id: str) -> str:
     return f"reports/adhoc/{run_id}/"
 
 
-@task(name="load-champions", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
-      retry_condition_fn=retry_unless(MissingChampionError))
+@task(name="load-champions", cache_policy=NO_CACHE, **storage_retries(MissingChampionError))
 def load_champions(settings: ScoreSettings) -> dict[str, Champion]:
     """Read each kind's champion pointer and the preprocessing and threshold of its version.
 
@@ -195,8 +194,7 @@ def load_champions(settings: ScoreSettings) -> dict[str, Champion]:
     return champions
 
 
-@task(name="stage-capture", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, cache_policy=NO_CACHE,
-      retry_condition_fn=retry_unless(FileNotFoundError))
+@task(name="stage-capture", cache_policy=NO_CACHE, **storage_retries(FileNotFoundError))
 def stage_capture(settings: ScoreSettings, capture: str, labels: str | None, run_id: str) -> CaptureRef:
     """Resolve the capture and labels locations to store keys, uploading local files.
 

@@ -15,11 +15,11 @@ from objectstore.base import StorageError
 
 
 class PermanentFault(ValueError):
-    """Stands for an error no retry can fix."""
+    """An error that these tests treat as one no retry can fix."""
 
 
 def _attempts_until_failure(error: Exception) -> int:
-    """Run a real flow whose task always raises ``error``; return how many attempts the task made."""
+    """Run a real flow whose task always raises ``error``, and return how many attempts the task made."""
     attempts = []
 
     @task(retries=2, retry_delay_seconds=0, retry_condition_fn=retry_unless(PermanentFault))
